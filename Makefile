@@ -1,0 +1,29 @@
+# `make test` and `make demo` each create .venv when missing, install the project, then run.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEV_STAMP := $(VENV)/.dev-installed
+
+.PHONY: test demo lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: lint
+	$(PY) -m pytest -q
+
+demo: $(DEV_STAMP)
+	$(VENV)/bin/llm-marl envs
+	@echo "no trainer yet: the MAGRPO demo arrives with the trainers (issue 6)."
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

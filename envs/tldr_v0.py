@@ -1,0 +1,107 @@
+"""# TLDR (``tldr_v0``)
+
+Two agents summarise the same Reddit post at two lengths: a concise summary and a detailed one
+that complements it (the TLDR writing task of the MAGRPO paper, arXiv 2508.04652).
+
+| | |
+|---|---|
+| Import | ``llm_marl.make("tldr_v0")`` or ``from llm_marl.envs import tldr_v0`` |
+| Agents | ``concise_0`` (short summary), ``detailed_1`` (detailed summary) |
+| Single agent | ``single_agent=True``: ``writer_0`` writes both, part 2 after ``[PART 2]`` |
+| Observation space | ``Dict({"text": UnicodeText(max_prompt_chars)})``: the agent's prompt |
+| Action space | ``UnicodeText(max_action_chars)``: any string; longer ones are cut and flagged |
+| Turns | ``num_turns`` (default 1); later turns show both last answers and a review |
+| Reward | team reward ``v0``, 0 to 3 (see below); ``reward_mode="individual"`` for shares |
+| Data | bundled sample (48 train / 16 test posts); ``data="trl-lib/tldr"`` or a local file |
+
+## Reward ``v0``
+The paper's gated writing reward (``llm_marl.rewards.writing``) with the TLDR constants:
+L1 both summaries have 8 to 256 words (+0.5, else stop); L2 length ratio
+``len(detailed) / len(concise)`` in characters: 1.0 on [1.6, 3.2], ramping from 0 at 1.1 and
+down to 0 at 5.0; L3 unique-word ratio: 0.5 from 2.0 up, ramping from 0 at 1.3; L4 style
+``0.4 * T + 0.6 * min(J, 0.03) / 0.03`` with transition words looked for in the detailed summary.
+``infos[agent]["reward_terms"]`` holds every level and the Structure / Coherence / Consistency
+groups; ``infos[agent]["measures"]`` the word counts and ratios behind them.
+
+Individual shares: each agent keeps 0.25 for its own summary being inside the word band; with
+both inside, L2, L3 and the consistency part are split evenly and the coherence part goes to
+``detailed_1`` (it is measured on its summary). The shares sum to the team reward whenever both
+summaries are inside the band.
+
+## Data
+Records in the schema of ``trl-lib/tldr`` (``prompt`` = ``SUBREDDIT: ... TITLE: ... POST: ...
+TL;DR:``, ``completion`` = reference summary), or any records with a ``post`` (or ``text``,
+``content``) column. Task ids come from an ``id`` column, else ``<split>-<row>``. The train and
+test splits of the hub set (and of the bundled sample) are disjoint.
+
+## Version history
+- v0: initial release, the paper's reward.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from llm_marl.envs.writing import WritingEnv, WritingTask
+from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
+
+from llm_marl.rewards.writing import TLDR_V0
+
+__all__ = ["TLDREnv", "env", "parallel_env", "raw_env"]
+
+_REDDIT = re.compile(
+    r"SUBREDDIT:\s*(?P<subreddit>.*?)\s*TITLE:\s*(?P<title>.*?)\s*POST:\s*(?P<post>.*?)\s*(?:TL;DR:\s*)?\Z",
+    re.DOTALL,
+)
+
+
+class TLDREnv(WritingEnv):
+    """Concise and detailed summaries of a Reddit post, scored together."""
+
+    metadata: ClassVar[dict[str, Any]] = {**WritingEnv.metadata, "name": "tldr_v0"}
+    roles = ("concise", "detailed")
+    reward_spec = TLDR_V0
+    bundled_data = "tldr"
+    hub_dataset = "trl-lib/tldr"
+    document_label = "Reddit post"
+    task_intro = (
+        "You are one of two writers summarising the same Reddit post. One writes a concise "
+        "summary; the other a detailed summary that complements it."
+    )
+    instructions = (
+        "Your part: the concise summary. Write one or two plain sentences (8 to 60 words) with "
+        "the post's key point. Do not add a title or any other text.",
+        "Your part: the detailed summary. Write about two to three times as long as a concise "
+        "one-sentence summary (at most 256 words), with richer vocabulary, and use transition "
+        "words (for example, however, therefore) so that it reads smoothly.",
+    )
+
+    def parse_record(self, record: Mapping[str, Any], index: int, split: str) -> WritingTask:
+        """Read a ``trl-lib/tldr`` record, or one with a post/text/content column."""
+        task_id = str(record.get("id") or f"{split}-{index:05d}")
+        reference = record.get("completion") or record.get("summary")
+        reference = reference.strip() if isinstance(reference, str) else None
+        prompt = record.get("prompt")
+        match = _REDDIT.match(prompt.strip()) if isinstance(prompt, str) else None
+        if match:
+            heading = f"{match['subreddit']}: {match['title']}"
+            return WritingTask(task_id, match["post"], heading, reference)
+        document = self._first_field(record, ("post", "text", "content", "prompt"), "post")
+        title = record.get("title")
+        heading = title.strip() if isinstance(title, str) else ""
+        return WritingTask(task_id, document.strip(), heading, reference)
+
+
+parallel_env = TLDREnv
+
+
+def raw_env(**kwargs: Any) -> parallel_to_aec_wrapper:
+    """The AEC version of :class:`TLDREnv`, without the order-enforcing wrapper."""
+    return parallel_to_aec_wrapper(TLDREnv(**kwargs))
+
+
+def env(**kwargs: Any) -> Any:
+    """The AEC version of :class:`TLDREnv`, order-enforced (PettingZoo's ``env()``)."""
+    return parallel_to_aec(TLDREnv(**kwargs))

@@ -1,0 +1,74 @@
+"""The ``llm-marl`` command line: ``llm-marl envs`` lists the registered environments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from llm_marl.registry import list_envs, make
+
+__all__ = ["describe_env", "main"]
+
+
+def describe_env(env_id: str) -> dict[str, Any]:
+    """Agents, turns and data of ``env_id`` built with its defaults."""
+    train, test = make(env_id), make(env_id, split="test")
+    return {
+        "id": env_id,
+        "agents": list(train.possible_agents),
+        "turns": getattr(train, "num_turns", None),
+        "data": getattr(train, "data_source", "?"),
+        "train_tasks": len(getattr(train, "tasks", ())),
+        "test_tasks": len(getattr(test, "tasks", ())),
+        "hub_dataset": getattr(train, "hub_dataset", None),
+    }
+
+
+def _envs_table(rows: list[dict[str, Any]]) -> str:
+    header = ("id", "agents", "turns", "data (default)", "full data set")
+    lines = [
+        (
+            row["id"],
+            ", ".join(row["agents"]),
+            str(row["turns"]),
+            f"{row['data']} ({row['train_tasks']} train / {row['test_tasks']} test)",
+            row["hub_dataset"] or "-",
+        )
+        for row in rows
+    ]
+    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        for cells in [header, *lines]
+    )
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    rows = [describe_env(env_id) for env_id in list_envs()]
+    print(json.dumps(rows, indent=2) if args.json else _envs_table(rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``llm-marl`` with one sub-command per task."""
+    parser = argparse.ArgumentParser(
+        prog="llm-marl", description="Environments and baselines for collaborating LLM agents."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    envs = commands.add_parser("envs", help="list the registered environments")
+    envs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    envs.set_defaults(run=_cmd_envs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``llm-marl`` command."""
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

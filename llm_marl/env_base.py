@@ -1,0 +1,386 @@
+"""The base class of every collaborative text environment: turns, rewards, seeding, bad input.
+
+A subclass states its roles and supplies four hooks: ``parse_record`` (a data record to a task),
+``prompt`` (an agent's prompt for the next turn, given the episode so far), ``score`` (the
+joint action to an :class:`Outcome`) and ``solo_prompt`` (the prompt of the single-agent view).
+Everything else (the PettingZoo parallel API, reward modes, task sampling, train/test data,
+multi-turn episodes, validation of actions) lives here once, for the writing and coding envs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+
+from llm_marl.data import load_records
+from llm_marl.spaces import UnicodeText, text_observation_space
+
+__all__ = [
+    "CollaborativeTextEnv",
+    "Observation",
+    "Outcome",
+    "Task",
+    "TurnRecord",
+    "part_marker",
+]
+
+Observation = dict[str, str]
+RewardMode = Literal["shared", "individual"]
+REWARD_MODES: tuple[str, ...] = ("shared", "individual")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task instance; subclasses add the fields their prompts and rewards need."""
+
+    task_id: str
+
+
+TaskT = TypeVar("TaskT", bound=Task)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The environment's verdict on one joint action."""
+
+    team: float
+    """The shared team reward."""
+    individual: Mapping[str, float]
+    """Each team agent's own share, for ``reward_mode="individual"``."""
+    terms: Mapping[str, float]
+    """Every reward term by name."""
+    measures: Mapping[str, Any] = field(default_factory=dict)
+    """Deterministic measurements behind the terms (word counts, tests passed, ...)."""
+    feedback: Mapping[str, str] = field(default_factory=dict)
+    """Text for each team agent's next prompt in multi-turn episodes."""
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """One played turn: the team's (already cut) answers and their outcome."""
+
+    actions: Mapping[str, str]
+    outcome: Outcome
+
+
+def part_marker(index: int) -> str:
+    """The line that opens part ``index`` (1-based) of a single-agent answer: ``[PART 2]``."""
+    return f"[PART {index}]"
+
+
+_MARKER = re.compile(r"\[PART (\d+)\]")
+
+
+class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT]):
+    """A PettingZoo parallel env in which LLM agents answer text prompts and share a reward.
+
+    Agents are named ``<role>_<index>``; observations are ``{"text": prompt}``; actions are
+    strings (whole LLM responses). With ``single_agent=True`` one agent, ``<solo_role>_0``,
+    writes every part in one answer (parts opened by :func:`part_marker` lines, or split by
+    :meth:`split_solo`) and gets the team reward.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "collaborative_text",
+        "render_modes": ["ansi", "human"],
+        "is_parallelizable": True,
+    }
+    roles: ClassVar[tuple[str, ...]]
+    """Role of each team agent, in order."""
+    solo_role: ClassVar[str] = "writer"
+    """Role of the single agent in the single-agent view."""
+    bundled_data: ClassVar[str]
+    """Name of the bundled sample under ``llm_marl/data/samples/``."""
+    hub_dataset: ClassVar[str | None] = None
+    """Hub id of the full data set, when there is one."""
+
+    def __init__(
+        self,
+        *,
+        data: str | os.PathLike[str] | None = None,
+        split: str = "train",
+        max_tasks: int | None = None,
+        num_turns: int = 1,
+        reward_mode: RewardMode = "shared",
+        single_agent: bool = False,
+        max_action_chars: int = 8000,
+        max_prompt_chars: int = 65536,
+        render_mode: str | None = None,
+    ) -> None:
+        """Build the env.
+
+        Args:
+            data: ``None``/``"bundled"`` for the bundled sample, a hub id or a local path.
+            split: ``"train"`` or ``"test"`` (held-out tasks); a hub data set may offer more.
+            max_tasks: keep only the first tasks of the split.
+            num_turns: turns per episode; later turns see feedback and the partner's answer.
+            reward_mode: ``"shared"`` (team reward for all) or ``"individual"`` (own share).
+            single_agent: one agent writes all parts in one answer.
+            max_action_chars: longer actions are cut to this length (flagged in infos).
+            max_prompt_chars: bound of the observation space.
+            render_mode: ``"ansi"`` (``render()`` returns text), ``"human"`` (prints) or None.
+        """
+        _check_int("num_turns", num_turns, 1)
+        _check_int("max_action_chars", max_action_chars, 1)
+        _check_int("max_prompt_chars", max_prompt_chars, 1)
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+        if single_agent and reward_mode == "individual":
+            raise ValueError(
+                "reward_mode='individual' needs a team; the single-agent view has one agent, "
+                "which gets the team reward: use reward_mode='shared'"
+            )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        if not isinstance(split, str) or not split:
+            raise ValueError(f"split must be a non-empty string such as 'train', got {split!r}")
+        self.split = split
+        self.num_turns = num_turns
+        self.reward_mode: RewardMode = reward_mode
+        self.single_agent = single_agent
+        self.max_action_chars = max_action_chars
+        self.max_prompt_chars = max_prompt_chars
+        self.render_mode = render_mode
+        self.data_source = "bundled" if data is None else str(data)
+        records = load_records(data, split=split, bundled=self.bundled_data, limit=max_tasks)
+        self.tasks: Sequence[TaskT] = [
+            self.parse_record(r, i, split) for i, r in enumerate(records)
+        ]
+        self._task_index = {task.task_id: i for i, task in enumerate(self.tasks)}
+        if len(self._task_index) != len(self.tasks):
+            raise ValueError(f"task ids are not unique in split {split!r} of {self.data_source}")
+
+        self.team_agents: list[str] = [f"{role}_{i}" for i, role in enumerate(self.roles)]
+        self.possible_agents = [f"{self.solo_role}_0"] if single_agent else list(self.team_agents)
+        self.agents: list[str] = []
+        self.observation_spaces = {
+            a: text_observation_space(max_prompt_chars) for a in self.possible_agents
+        }
+        self.action_spaces: dict[str, spaces.Space[Any]] = {
+            a: UnicodeText(max_action_chars) for a in self.possible_agents
+        }
+        self.np_random, self.np_random_seed = seeding.np_random()
+        self._task: TaskT | None = None
+        self._history: list[TurnRecord] = []
+
+    # ----------------------------------------------------------------- hooks for subclasses
+    @abstractmethod
+    def parse_record(self, record: Mapping[str, Any], index: int, split: str) -> TaskT:
+        """Turn one data record (bundled, local or hub schema) into a task."""
+
+    @abstractmethod
+    def prompt(self, task: TaskT, agent: str, history: Sequence[TurnRecord]) -> str:
+        """Prompt of team agent ``agent`` for the turn after ``history``."""
+
+    @abstractmethod
+    def solo_prompt(self, task: TaskT, history: Sequence[TurnRecord]) -> str:
+        """Prompt of the single agent, asking for every part in one answer."""
+
+    @abstractmethod
+    def score(self, task: TaskT, actions: Mapping[str, str]) -> Outcome:
+        """Score the team's joint answer (one text per team agent)."""
+
+    def split_solo(self, text: str) -> list[str]:
+        """Split a single-agent answer into one part per role at its ``[PART k]`` lines.
+
+        Text before ``[PART 2]`` is part 1 (a leading ``[PART 1]`` is dropped); a missing part
+        is empty, so it scores as an empty answer.
+        """
+        parts = [""] * len(self.roles)
+        current, start = 0, 0
+        for match in _MARKER.finditer(text):
+            index = int(match.group(1)) - 1
+            if index == current + 1 and index < len(parts):
+                parts[current] = text[start : match.start()]
+                current, start = index, match.end()
+            elif index == 0 and current == 0 and not text[: match.start()].strip():
+                start = match.end()
+        parts[current] = text[start:]
+        return [p.strip() for p in parts]
+
+    # ----------------------------------------------------------------- PettingZoo API
+    def observation_space(self, agent: str) -> spaces.Space[Any]:
+        """The observation space of ``agent`` (the same object on every call)."""
+        return self.observation_spaces[self._known(agent)]
+
+    def action_space(self, agent: str) -> spaces.Space[Any]:
+        """The action space of ``agent`` (the same object on every call)."""
+        return self.action_spaces[self._known(agent)]
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Observation], dict[str, dict[str, Any]]]:
+        """Start an episode on a task drawn with the env's seeded generator.
+
+        ``options={"task_id": ...}`` picks the task instead; other option keys are ignored.
+        """
+        if seed is not None:
+            self.np_random, self.np_random_seed = seeding.np_random(seed)
+        task_id = (options or {}).get("task_id")
+        if task_id is not None:
+            if task_id not in self._task_index:
+                known = list(self._task_index)[:5]
+                raise ValueError(
+                    f"unknown task_id {task_id!r} in split {self.split!r}; "
+                    f"ids look like {known} ({len(known)} of {len(self.tasks)})"
+                )
+            self._task = self.tasks[self._task_index[task_id]]
+        else:
+            self._task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        self._history = []
+        self.agents = list(self.possible_agents)
+        infos = {a: {"task_id": self._task.task_id, "turn": 0} for a in self.agents}
+        return self._observations(), infos
+
+    def step(
+        self, actions: Mapping[str, str]
+    ) -> tuple[
+        dict[str, Observation],
+        dict[str, float],
+        dict[str, bool],
+        dict[str, bool],
+        dict[str, dict[str, Any]],
+    ]:
+        """Score the joint action of every live agent and move to the next turn.
+
+        Raises ``ValueError``/``TypeError`` naming the agent for a missing, unknown or non-str
+        action, and ``ValueError`` after the episode ended; the env is then left unchanged.
+        """
+        texts = self._validated(actions)
+        task = self._current_task()
+        cut = {a: text[: self.max_action_chars] for a, text in texts.items()}
+        team_actions = self._team_actions(cut)
+        outcome = self.score(task, team_actions)
+        self._history.append(TurnRecord(team_actions, outcome))
+        done = len(self._history) >= self.num_turns
+        agents = list(self.agents)
+
+        observations = self._observations()
+        rewards = {a: self._reward(a, outcome) for a in agents}
+        infos = {a: self._info(a, outcome, texts[a], team_actions) for a in agents}
+        terminations = dict.fromkeys(agents, False)
+        truncations = dict.fromkeys(agents, done)
+        if done:
+            self.agents = []
+        if self.render_mode == "human":
+            print(self.render())
+        return observations, rewards, terminations, truncations, infos
+
+    def render(self) -> str | None:
+        """The episode so far as text (``"ansi"``), or ``None`` without a render mode."""
+        if self.render_mode is None:
+            return None
+        task_id = self._task.task_id if self._task else "-"
+        lines = [f"== {self.metadata['name']} task {task_id} =="]
+        for turn, record in enumerate(self._history):
+            lines.append(f"-- turn {turn}: team reward {record.outcome.team:.3f}")
+            lines.extend(f"[{agent}] {text}" for agent, text in record.actions.items())
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # ----------------------------------------------------------------- internals
+    @property
+    def history(self) -> Sequence[TurnRecord]:
+        """The turns played so far in this episode."""
+        return tuple(self._history)
+
+    @property
+    def task(self) -> TaskT:
+        """The task of the current episode."""
+        return self._current_task()
+
+    def _current_task(self) -> TaskT:
+        if self._task is None:
+            raise ValueError("no episode yet: call reset() before step()")
+        return self._task
+
+    def _known(self, agent: str) -> str:
+        if agent not in self.possible_agents:
+            raise ValueError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
+        return agent
+
+    def _validated(self, actions: Mapping[str, str]) -> dict[str, str]:
+        if not isinstance(actions, Mapping):
+            raise TypeError(f"actions must be a dict of agent -> str, got {type(actions).__name__}")
+        if not self.agents:
+            raise ValueError(
+                "step() called with no live agents: the episode has ended (or never started); "
+                "call reset() first"
+            )
+        for agent in actions:
+            if agent not in self.agents:
+                why = "has left the episode" if agent in self.possible_agents else "is unknown"
+                raise ValueError(f"agent {agent!r} {why}; live agents are {self.agents}")
+        for agent in self.agents:
+            if agent not in actions:
+                raise ValueError(f"missing action for agent {agent!r}; every live agent acts")
+            if not isinstance(actions[agent], str):
+                raise TypeError(
+                    f"action of agent {agent!r} must be a str (the whole LLM response), "
+                    f"got {type(actions[agent]).__name__}"
+                )
+        return {a: str(actions[a]) for a in self.agents}
+
+    def _team_actions(self, cut: Mapping[str, str]) -> dict[str, str]:
+        if not self.single_agent:
+            return dict(cut)
+        parts = self.split_solo(cut[self.possible_agents[0]])
+        return dict(zip(self.team_agents, parts, strict=True))
+
+    def _observations(self) -> dict[str, Observation]:
+        task = self._current_task()
+        history = tuple(self._history)
+        if self.single_agent:
+            prompts = {self.possible_agents[0]: self.solo_prompt(task, history)}
+        else:
+            prompts = {a: self.prompt(task, a, history) for a in self.possible_agents}
+        for agent, text in prompts.items():
+            if len(text) > self.max_prompt_chars:
+                raise ValueError(
+                    f"the prompt of agent {agent!r} on task {task.task_id!r} has {len(text)} "
+                    f"characters, over max_prompt_chars={self.max_prompt_chars}; "
+                    "pass a larger max_prompt_chars"
+                )
+        return {a: {"text": text} for a, text in prompts.items()}
+
+    def _reward(self, agent: str, outcome: Outcome) -> float:
+        if self.reward_mode == "individual":
+            return float(outcome.individual[agent])
+        return float(outcome.team)
+
+    def _info(
+        self, agent: str, outcome: Outcome, text: str, team_actions: Mapping[str, str]
+    ) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "task_id": self._current_task().task_id,
+            "turn": len(self._history) - 1,
+            "team_reward": float(outcome.team),
+            "reward_terms": dict(outcome.terms),
+            "measures": dict(outcome.measures),
+            "action_chars": len(text),
+            "action_truncated": len(text) > self.max_action_chars,
+        }
+        if self.single_agent:
+            info["parts_found"] = sum(1 for part in team_actions.values() if part)
+        else:
+            info["individual_reward"] = float(outcome.individual[agent])
+        return info
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -1,0 +1,103 @@
+"""The registry of environment ids: ``make``, ``register``, ``list_envs``, ``spec``.
+
+Ids carry a version (``tldr_v0``). Entry points are ``"module:attribute"`` strings imported on
+first use, so listing or registering envs imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pettingzoo import ParallelEnv
+
+__all__ = ["EnvSpec", "list_envs", "make", "register", "spec"]
+
+_ID = re.compile(r"^[a-z][a-z0-9_]*_v\d+$")
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A registered environment: its id, where its factory lives, and default keyword args."""
+
+    id: str
+    entry_point: str | Callable[..., ParallelEnv]
+    """``"package.module:factory"`` or the factory itself; it returns a ``ParallelEnv``."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Defaults passed to the factory, overridden by ``make(id, **kwargs)``."""
+
+    def factory(self) -> Callable[..., ParallelEnv]:
+        """The callable that builds the env, imported on first use."""
+        if callable(self.entry_point):
+            return self.entry_point
+        module_name, _, attribute = self.entry_point.partition(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+class _Registry:
+    """Id -> spec, with the built-in envs registered on first lookup."""
+
+    def __init__(self) -> None:
+        self.specs: dict[str, EnvSpec] = {}
+        self.builtins_loaded = False
+
+    def load_builtins(self) -> None:
+        if not self.builtins_loaded:
+            self.builtins_loaded = True
+            importlib.import_module("llm_marl.envs")
+
+
+_REGISTRY = _Registry()
+
+
+def register(
+    env_id: str,
+    entry_point: str | Callable[..., ParallelEnv],
+    *,
+    override: bool = False,
+    **kwargs: Any,
+) -> EnvSpec:
+    """Register ``env_id`` (``name_vN``); ``override=True`` replaces an existing entry."""
+    if not _ID.match(env_id):
+        raise ValueError(
+            f"env id {env_id!r} must look like 'name_v0': lower-case letters, digits and "
+            "underscores, ending in a version"
+        )
+    if env_id in _REGISTRY.specs and not override:
+        raise ValueError(f"env id {env_id!r} is already registered; pass override=True")
+    if isinstance(entry_point, str) and ":" not in entry_point:
+        raise ValueError(f"entry_point must be 'module:attribute', got {entry_point!r}")
+    registered = EnvSpec(env_id, entry_point, dict(kwargs))
+    _REGISTRY.specs[env_id] = registered
+    return registered
+
+
+def list_envs() -> list[str]:
+    """Ids of every registered environment, sorted."""
+    _REGISTRY.load_builtins()
+    return sorted(_REGISTRY.specs)
+
+
+def spec(env_id: str) -> EnvSpec:
+    """The registration of ``env_id``; a ``KeyError`` suggests close ids when it is unknown."""
+    _REGISTRY.load_builtins()
+    if env_id not in _REGISTRY.specs:
+        import difflib
+
+        close = difflib.get_close_matches(env_id, _REGISTRY.specs, n=3)
+        hint = f"; did you mean {close}?" if close else ""
+        raise KeyError(f"no env registered as {env_id!r}{hint} Registered: {list_envs()}")
+    return _REGISTRY.specs[env_id]
+
+
+def make(env_id: str, **kwargs: Any) -> ParallelEnv:
+    """Build the registered env ``env_id`` as a PettingZoo ``ParallelEnv``.
+
+    Keyword arguments override the registered defaults, for example
+    ``make("tldr_v0", split="test", num_turns=2, reward_mode="individual")``.
+    """
+    registered = spec(env_id)
+    return registered.factory()(**{**registered.kwargs, **kwargs})

@@ -1,0 +1,12 @@
+"""Reward functions of the environment suite, versioned with the environments (``v0``, ...)."""
+
+from llm_marl.rewards.writing import (
+    ARXIV_V0,
+    TLDR_V0,
+    Ramp,
+    WritingRewardSpec,
+    WritingScore,
+    score_writing,
+)
+
+__all__ = ["ARXIV_V0", "TLDR_V0", "Ramp", "WritingRewardSpec", "WritingScore", "score_writing"]
