@@ -43,9 +43,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from llm_marl.envs.writing import WritingEnv, WritingTask
 from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
 
+from llm_marl.envs.writing import WritingEnv, WritingTask
 from llm_marl.rewards.writing import ARXIV_V0
 
 __all__ = ["ArxivEnv", "env", "parallel_env", "raw_env"]

@@ -1,0 +1,162 @@
+"""Conformance checks for llm-marl envs, as library functions (like ``pettingzoo.test``).
+
+Run them on your own env too: ``check_env(lambda: MyEnv())``. Each check builds fresh envs from
+the factory it is given and raises ``AssertionError`` (or the env's own error) on a violation.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pettingzoo import ParallelEnv
+from pettingzoo.test import api_test, parallel_api_test
+from pettingzoo.utils.conversions import parallel_to_aec
+
+__all__ = [
+    "TEXT_ENV_ADVISORIES",
+    "check_aec_api",
+    "check_bad_input",
+    "check_determinism",
+    "check_env",
+    "check_parallel_api",
+    "rollout",
+]
+
+EnvFactory = Callable[[], ParallelEnv]
+
+#: PettingZoo advisories that assume numeric arrays and cannot hold for text envs; every other
+#: warning raised during the API tests is an error.
+TEXT_ENV_ADVISORIES: tuple[str, ...] = (
+    "Observation is not a NumPy array",
+    "Observation space for each agent probably should be",
+    "Action space for each agent probably should be",
+)
+
+
+@contextmanager
+def _warnings_as_errors() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for message in TEXT_ENV_ADVISORIES:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
+
+def check_parallel_api(make_env: EnvFactory, num_cycles: int = 50) -> None:
+    """``pettingzoo.test.parallel_api_test``, with its warnings treated as errors."""
+    with _warnings_as_errors():
+        parallel_api_test(make_env(), num_cycles=num_cycles)
+
+
+def check_aec_api(make_env: EnvFactory, num_cycles: int = 50) -> None:
+    """``pettingzoo.test.api_test`` on the AEC conversion of the env, warnings as errors."""
+    with _warnings_as_errors():
+        api_test(parallel_to_aec(make_env()), num_cycles=num_cycles)
+
+
+def rollout(
+    env: ParallelEnv, seed: int, episodes: int, actions_seed: int = 0
+) -> list[tuple[Any, ...]]:
+    """Every output of ``episodes`` episodes, the first reset with ``seed``, later ones unseeded.
+
+    Actions come from the agents' action spaces seeded with ``actions_seed``, alternating with a
+    fixed plain-English answer so that rewards above zero occur too.
+    """
+    for agent in env.possible_agents:
+        env.action_space(agent).seed(actions_seed)
+    trace: list[tuple[Any, ...]] = []
+    for episode in range(episodes):
+        observations, infos = env.reset(seed=seed if episode == 0 else None)
+        trace.append(("reset", copy.deepcopy(observations), copy.deepcopy(infos)))
+        step = 0
+        while env.agents:
+            actions = {
+                agent: _fixed_answer(step) if step % 2 else env.action_space(agent).sample()
+                for agent in env.agents
+            }
+            outputs = env.step(actions)
+            trace.append(("step", actions, *copy.deepcopy(outputs)))
+            step += 1
+    return trace
+
+
+def _fixed_answer(step: int) -> str:
+    return (
+        f"Round {step}: the author explains the problem clearly; however, the cause is not yet "
+        "known, therefore they ask for advice. For example, they list what they tried."
+    )
+
+
+def check_determinism(make_env: EnvFactory, seed: int = 7, episodes: int = 3) -> None:
+    """Two fresh envs with the same seed and actions give identical multi-step outputs."""
+    first = rollout(make_env(), seed, episodes)
+    second = rollout(make_env(), seed, episodes)
+    assert len(first) == len(second), "episode lengths differ between seeded runs"
+    for index, (a, b) in enumerate(zip(first, second, strict=True)):
+        assert a == b, f"seeded runs diverge at output {index} ({a[0]})"
+    reseeded = make_env()
+    tasks = {str(reseeded.reset(seed=seed)[1]) for _ in range(3)}
+    assert len(tasks) == 1, "reset with the same seed picked different tasks"
+
+
+def check_bad_input(make_env: EnvFactory, seed: int = 3) -> None:
+    """Bad actions raise errors naming the agent and leave the env as it was.
+
+    Covered: a non-str action, a missing agent, an unknown agent, a non-dict, a step before
+    the first reset, and a step after the episode ended.
+    """
+    fresh = make_env()
+    agents = list(fresh.possible_agents)
+    with _expect(ValueError, "reset"):
+        fresh.step(dict.fromkeys(agents, "hello"))
+
+    env = make_env()
+    env.reset(seed=seed)
+    good = dict.fromkeys(agents, "A short answer with several plain words in it.")
+    first, *rest = agents
+    bad_cases: list[tuple[type[Exception], str, Any]] = [
+        (TypeError, first, {**good, first: 42}),
+        (TypeError, first, {**good, first: None}),
+        (TypeError, first, {**good, first: b"bytes"}),
+        (ValueError, "stranger_9", {**good, "stranger_9": "hi"}),
+        (TypeError, "dict", list(good.values())),
+    ]
+    if rest:
+        bad_cases.append((ValueError, rest[0], {a: t for a, t in good.items() if a != rest[0]}))
+    else:
+        bad_cases.append((ValueError, first, {}))
+    for error, named, actions in bad_cases:
+        with _expect(error, named):
+            env.step(actions)
+
+    # Unchanged: the rest of the episode equals that of an env that never saw the bad calls.
+    reference = make_env()
+    reference.reset(seed=seed)
+    while reference.agents:
+        assert env.agents == reference.agents, "bad input changed the live agents"
+        assert env.step(good) == reference.step(good), "bad input changed the env's later outputs"
+    assert not env.agents, "the episode did not end with the reference"
+    with _expect(ValueError, "reset"):
+        env.step(good)
+
+
+@contextmanager
+def _expect(error: type[Exception], named: str) -> Iterator[None]:
+    try:
+        yield
+    except error as raised:
+        assert named in str(raised), f"{error.__name__} should name {named!r}: {raised}"
+    else:
+        raise AssertionError(f"expected {error.__name__} naming {named!r}, nothing was raised")
+
+
+def check_env(make_env: EnvFactory) -> None:
+    """All checks: PettingZoo parallel and AEC API tests, determinism, bad input."""
+    check_parallel_api(make_env)
+    check_aec_api(make_env)
+    check_determinism(make_env)
+    check_bad_input(make_env)

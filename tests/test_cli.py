@@ -1,0 +1,47 @@
+"""The llm-marl command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llm_marl.cli import main
+
+
+def test_envs_lists_ids_agents_turns_and_data(capsys: pytest.CaptureFixture[str]) -> None:
+    """`llm-marl envs` prints one row per env with its agents, turns and data source."""
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "concise_0, detailed_1" in rows["tldr_v0"]
+    assert "background_0, method_1" in rows["arxiv_v0"]
+    assert "48 train / 16 test" in rows["tldr_v0"] and "trl-lib/tldr" in rows["tldr_v0"]
+    assert "OpenMLRL/arXiv_abstract" in rows["arxiv_v0"]
+
+
+def test_envs_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """`llm-marl envs --json` prints machine-readable rows."""
+    main(["envs", "--json"])
+    rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["tldr_v0"]["agents"] == ["concise_0", "detailed_1"]
+    assert rows["arxiv_v0"]["turns"] == 1 and rows["arxiv_v0"]["test_tasks"] == 16
+
+
+def test_console_script_is_installed() -> None:
+    """The installed `llm-marl` command runs."""
+    exe = shutil.which("llm-marl") or str(Path(sys.executable).with_name("llm-marl"))
+    result = subprocess.run([exe, "envs"], capture_output=True, text=True, check=True)
+    assert "tldr_v0" in result.stdout and "arxiv_v0" in result.stdout
+
+
+def test_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a sub-command the CLI exits with a usage message."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
