@@ -1,5 +1,5 @@
 # `make test` and `make demo` each create .venv when missing, install the project, then run.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.dev-installed
@@ -17,6 +17,7 @@ $(DEV_STAMP): pyproject.toml | $(PY)
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 test: lint
 	$(PY) -m pytest -q

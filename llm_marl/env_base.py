@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from abc import abstractmethod
+from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -80,7 +80,7 @@ def part_marker(index: int) -> str:
 _MARKER = re.compile(r"\[PART (\d+)\]")
 
 
-class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT]):
+class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], metaclass=ABCMeta):
     """A PettingZoo parallel env in which LLM agents answer text prompts and share a reward.
 
     Agents are named ``<role>_<index>``; observations are ``{"text": prompt}``; actions are
