@@ -43,8 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
-
+from llm_marl.env_base import aec_factories
 from llm_marl.envs.writing import WritingEnv, WritingTask
 from llm_marl.rewards.writing import ARXIV_V0
 
@@ -83,12 +82,4 @@ class ArxivEnv(WritingEnv):
 
 parallel_env = ArxivEnv
 
-
-def raw_env(**kwargs: Any) -> parallel_to_aec_wrapper:
-    """The AEC version of :class:`ArxivEnv`, without the order-enforcing wrapper."""
-    return parallel_to_aec_wrapper(ArxivEnv(**kwargs))
-
-
-def env(**kwargs: Any) -> Any:
-    """The AEC version of :class:`ArxivEnv`, order-enforced (PettingZoo's ``env()``)."""
-    return parallel_to_aec(ArxivEnv(**kwargs))
+raw_env, env = aec_factories(ArxivEnv)

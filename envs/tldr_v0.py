@@ -44,8 +44,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
-
+from llm_marl.env_base import aec_factories
 from llm_marl.envs.writing import WritingEnv, WritingTask
 from llm_marl.rewards.writing import TLDR_V0
 
@@ -96,12 +95,4 @@ class TLDREnv(WritingEnv):
 
 parallel_env = TLDREnv
 
-
-def raw_env(**kwargs: Any) -> parallel_to_aec_wrapper:
-    """The AEC version of :class:`TLDREnv`, without the order-enforcing wrapper."""
-    return parallel_to_aec_wrapper(TLDREnv(**kwargs))
-
-
-def env(**kwargs: Any) -> Any:
-    """The AEC version of :class:`TLDREnv`, order-enforced (PettingZoo's ``env()``)."""
-    return parallel_to_aec(TLDREnv(**kwargs))
+raw_env, env = aec_factories(TLDREnv)

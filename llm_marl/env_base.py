@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 import re
 from abc import ABCMeta, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
 
 from llm_marl.data import load_records
 from llm_marl.spaces import UnicodeText, text_observation_space
@@ -30,6 +31,7 @@ __all__ = [
     "Outcome",
     "Task",
     "TurnRecord",
+    "aec_factories",
     "part_marker",
 ]
 
@@ -379,6 +381,24 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         else:
             info["individual_reward"] = float(outcome.individual[agent])
         return info
+
+
+def aec_factories(
+    parallel_env: Callable[..., ParallelEnv],
+) -> tuple[Callable[..., AECEnv], Callable[..., AECEnv]]:
+    """PettingZoo's ``raw_env`` and ``env`` for a parallel env class.
+
+    ``raw_env(**kwargs)`` is the plain AEC conversion; ``env(**kwargs)`` adds the
+    order-enforcing wrapper, as PettingZoo's own env modules do.
+    """
+
+    def raw_env(**kwargs: Any) -> AECEnv:
+        return parallel_to_aec_wrapper(parallel_env(**kwargs))
+
+    def env(**kwargs: Any) -> AECEnv:
+        return parallel_to_aec(parallel_env(**kwargs))
+
+    return raw_env, env
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
