@@ -7,6 +7,7 @@ substrings; we do not copy that bug).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 
@@ -60,7 +61,7 @@ TRANSITIONS: Mapping[str, tuple[str, ...]] = {
                   "even if", "assuming that"),
     "time": ("meanwhile", "previously", "later", "eventually", "currently", "recently",
              "at the same time", "since then", "until now"),
-    "clarification": ("in other words", "i.e.", "to clarify", "put simply",
+    "clarification": ("in other words", "that is to say", "to clarify", "put simply",
                       "more precisely", "to put it differently", "this means"),
 }  # fmt: skip
 
@@ -92,16 +93,35 @@ def jaccard(text_a: str, text_b: str) -> float:
     return len(a & b) / len(union) if union else 0.0
 
 
-def _whole_phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    alternatives = "|".join(r"\s+".join(map(re.escape, p.split())) for p in phrases)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+def _phrases_by_first_word() -> dict[str, list[tuple[tuple[str, ...], str]]]:
+    index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for category, phrases in TRANSITIONS.items():
+        for phrase in phrases:
+            phrase_words = tuple(phrase.split())
+            assert all(_WORD.fullmatch(w) for w in phrase_words), phrase
+            index.setdefault(phrase_words[0], []).append((phrase_words, category))
+    return index
 
 
-_CATEGORY_PATTERNS: Mapping[str, re.Pattern[str]] = {
-    category: _whole_phrase_pattern(phrases) for category, phrases in TRANSITIONS.items()
-}
+_PHRASES = _phrases_by_first_word()
 
 
 def transition_categories(text: str) -> frozenset[str]:
-    """The transition categories of :data:`TRANSITIONS` that occur in ``text`` as whole words."""
-    return frozenset(c for c, p in _CATEGORY_PATTERNS.items() if p.search(text))
+    """The transition categories of :data:`TRANSITIONS` that occur in ``text`` as whole words.
+
+    A phrase matches a run of whole words separated by whitespace only, ignoring case: "For
+    example" and "for\nexample" match, "for-example" and "also" (for "so") do not.
+    """
+    folded = text.casefold()
+    spans = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(folded)]
+    found: set[str] = set()
+    for i, (word, _, _) in enumerate(spans):
+        for phrase, category in _PHRASES.get(word, ()):
+            run = spans[i : i + len(phrase)]
+            if (
+                category not in found
+                and tuple(w for w, _, _ in run) == phrase
+                and all(folded[a[2] : b[1]].isspace() for a, b in itertools.pairwise(run))
+            ):
+                found.add(category)
+    return frozenset(found)

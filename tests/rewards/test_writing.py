@@ -275,7 +275,7 @@ def _arxiv_style_pair(a1_extra: str = "", a2_extra: str = "") -> tuple[str, str]
 
 # One short transition word per category, all 12 categories.
 ALL_CATEGORIES = (
-    "Moreover however thus namely next indeed overall likewise though unless later i.e."
+    "Moreover however thus namely next indeed overall likewise though unless later in other words"
 )
 
 
