@@ -7,5 +7,6 @@ docstring is its documentation page. Importing this package registers them with
 
 from llm_marl.registry import register
 
-register("tldr_v0", "llm_marl.envs.tldr_v0:parallel_env")
-register("arxiv_v0", "llm_marl.envs.arxiv_v0:parallel_env")
+# override=True keeps importlib.reload(llm_marl.envs) working.
+register("tldr_v0", "llm_marl.envs.tldr_v0:parallel_env", override=True)
+register("arxiv_v0", "llm_marl.envs.arxiv_v0:parallel_env", override=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from llm_marl.env_base import CollaborativeTextEnv, Outcome, Task, TurnRecord, part_marker
-from llm_marl.rewards.writing import WritingRewardSpec, WritingScore, score_writing
+from llm_marl.rewards.writing import WritingRewardSpec, score_writing
 
 __all__ = ["WritingEnv", "WritingTask"]
 
@@ -52,7 +52,7 @@ class WritingEnv(CollaborativeTextEnv[WritingTask]):
         return (
             f"{text}\n\nPrevious round:\nYour answer:\n{last.actions[agent]}\n\n"
             f"Your teammate's answer:\n{last.actions[partner]}\n\n"
-            f"Review: {last.outcome.feedback[agent]}\nWrite your improved answer."
+            f"Review: {self._review(last.outcome, index)}\nWrite your improved answer."
         )
 
     def solo_prompt(self, task: WritingTask, history: Sequence[TurnRecord]) -> str:
@@ -70,7 +70,7 @@ class WritingEnv(CollaborativeTextEnv[WritingTask]):
         previous = "\n".join(
             f"{part_marker(i + 1)}\n{last.actions[a]}" for i, a in enumerate(self.team_agents)
         )
-        review = " ".join(last.outcome.feedback[a] for a in self.team_agents)
+        review = self._review(last.outcome, None)
         return f"{text}\n\nPrevious round:\n{previous}\n\nReview: {review}\nWrite both parts again."
 
     # ----------------------------------------------------------------- reward
@@ -83,20 +83,25 @@ class WritingEnv(CollaborativeTextEnv[WritingTask]):
             individual=dict(zip(self.team_agents, result.individual, strict=True)),
             terms=result.terms(),
             measures=result.measures(),
-            feedback=self._feedback(result),
         )
 
-    def _feedback(self, result: WritingScore) -> dict[str, str]:
-        lo, hi = self.reward_spec.word_band
+    def _review(self, outcome: Outcome, part: int | None) -> str:
+        """The last round's reward and word counts: of answer ``part``, or of every part."""
+        terms, lo, hi = outcome.terms, *self.reward_spec.word_band
         summary = (
-            f"team reward {result.total:.2f} of 3.00 (structure {result.structure:.2f}, "
-            f"coherence {result.coherence:.2f}, consistency {result.consistency:.2f})."
+            f"team reward {terms['total']:.2f} of 3.00 (structure {terms['structure']:.2f}, "
+            f"coherence {terms['coherence']:.2f}, consistency {terms['consistency']:.2f})."
         )
-        notes = {}
-        for agent, words in zip(self.team_agents, result.words, strict=True):
+
+        def words_note(k: int, subject: str) -> str:
+            words = outcome.measures[f"words_{k}"]
             band = "inside" if lo <= words <= hi else "outside"
-            notes[agent] = f"{summary} Your answer has {words} words, {band} the {lo}-{hi} band."
-        return notes
+            return f"{subject} has {words} words, {band} the {lo}-{hi} band."
+
+        if part is not None:
+            return f"{summary} {words_note(part, 'Your answer')}"
+        notes = (words_note(k, f"Part {k + 1}") for k in range(len(self.team_agents)))
+        return " ".join((summary, *notes))
 
     # ----------------------------------------------------------------- data
     @staticmethod

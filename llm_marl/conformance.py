@@ -18,6 +18,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 __all__ = [
     "TEXT_ENV_ADVISORIES",
+    "AnswerFn",
     "check_aec_api",
     "check_bad_input",
     "check_determinism",
@@ -58,13 +59,22 @@ def check_aec_api(make_env: EnvFactory, num_cycles: int = 50) -> None:
         api_test(parallel_to_aec(make_env()), num_cycles=num_cycles)
 
 
+AnswerFn = Callable[[ParallelEnv, str, int], str]
+"""``answer(env, agent, step) -> str``: the action of ``agent`` at ``step`` of an episode."""
+
+
 def rollout(
-    env: ParallelEnv, seed: int, episodes: int, actions_seed: int = 0
+    env: ParallelEnv,
+    seed: int,
+    episodes: int,
+    answer: AnswerFn | None = None,
+    actions_seed: int = 0,
 ) -> list[tuple[Any, ...]]:
     """Every output of ``episodes`` episodes, the first reset with ``seed``, later ones unseeded.
 
-    Actions come from the agents' action spaces seeded with ``actions_seed``, alternating with a
-    fixed plain-English answer so that rewards above zero occur too.
+    Actions come from ``answer`` when given (pass answers that score well on your env, so
+    that every reward term is exercised); otherwise even steps sample the agents' action
+    spaces (seeded with ``actions_seed``) and odd steps give each agent its own plain answer.
     """
     for agent in env.possible_agents:
         env.action_space(agent).seed(actions_seed)
@@ -74,27 +84,30 @@ def rollout(
         trace.append(("reset", copy.deepcopy(observations), copy.deepcopy(infos)))
         step = 0
         while env.agents:
-            actions = {
-                agent: _fixed_answer(step) if step % 2 else env.action_space(agent).sample()
-                for agent in env.agents
-            }
+            actions = {agent: (answer or _default_answer)(env, agent, step) for agent in env.agents}
             outputs = env.step(actions)
             trace.append(("step", actions, *copy.deepcopy(outputs)))
             step += 1
     return trace
 
 
-def _fixed_answer(step: int) -> str:
+def _default_answer(env: ParallelEnv, agent: str, step: int) -> str:
+    if step % 2 == 0:
+        return str(env.action_space(agent).sample())
+    detail = " Therefore they ask for advice; for example, they list what they tried." * (
+        1 + env.possible_agents.index(agent)
+    )
     return (
-        f"Round {step}: the author explains the problem clearly; however, the cause is not yet "
-        "known, therefore they ask for advice. For example, they list what they tried."
+        f"{agent} in round {step}: the author explains the problem; however, it persists.{detail}"
     )
 
 
-def check_determinism(make_env: EnvFactory, seed: int = 7, episodes: int = 3) -> None:
+def check_determinism(
+    make_env: EnvFactory, seed: int = 7, episodes: int = 3, answer: AnswerFn | None = None
+) -> None:
     """Two fresh envs with the same seed and actions give identical multi-step outputs."""
-    first = rollout(make_env(), seed, episodes)
-    second = rollout(make_env(), seed, episodes)
+    first = rollout(make_env(), seed, episodes, answer)
+    second = rollout(make_env(), seed, episodes, answer)
     assert len(first) == len(second), "episode lengths differ between seeded runs"
     for index, (a, b) in enumerate(zip(first, second, strict=True)):
         assert a == b, f"seeded runs diverge at output {index} ({a[0]})"
@@ -141,6 +154,8 @@ def check_bad_input(make_env: EnvFactory, seed: int = 3) -> None:
         assert env.step(good) == reference.step(good), "bad input changed the env's later outputs"
     assert not env.agents, "the episode did not end with the reference"
     with _expect(ValueError, "reset"):
+        env.step(good)
+    with _expect(ValueError, first):
         env.step(good)
 
 

@@ -9,6 +9,8 @@ multi-turn episodes, validation of actions) lives here once, for the writing and
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import re
 from abc import ABCMeta, abstractmethod
@@ -38,6 +40,8 @@ __all__ = [
 Observation = dict[str, str]
 RewardMode = Literal["shared", "individual"]
 REWARD_MODES: tuple[str, ...] = ("shared", "individual")
+#: Characters allowed for the review text that multi-turn prompts add besides the answers.
+REVIEW_ALLOWANCE = 1024
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,6 @@ class Outcome:
     """Every reward term by name."""
     measures: Mapping[str, Any] = field(default_factory=dict)
     """Deterministic measurements behind the terms (word counts, tests passed, ...)."""
-    feedback: Mapping[str, str] = field(default_factory=dict)
-    """Text for each team agent's next prompt in multi-turn episodes."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         _check_int("num_turns", num_turns, 1)
         _check_int("max_action_chars", max_action_chars, 1)
         _check_int("max_prompt_chars", max_prompt_chars, 1)
+        if max_tasks is not None:
+            _check_int("max_tasks", max_tasks, 1)
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
         if single_agent and reward_mode == "individual":
@@ -176,6 +180,22 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         self.np_random, self.np_random_seed = seeding.np_random()
         self._task: TaskT | None = None
         self._history: list[TurnRecord] = []
+        self._check_prompt_budget()
+
+    def _check_prompt_budget(self) -> None:
+        """Fail here rather than mid-episode when prompts could outgrow ``max_prompt_chars``."""
+        first_turn = max(
+            len(text) for task in self.tasks for text in self._prompts(task, ()).values()
+        )
+        # Later turns show answers back: every part (solo) or own + partners' answers (team).
+        shown = self.max_action_chars * (1 if self.single_agent else len(self.team_agents))
+        later = shown + REVIEW_ALLOWANCE if self.num_turns > 1 else 0
+        if first_turn + later > self.max_prompt_chars:
+            raise ValueError(
+                f"max_prompt_chars={self.max_prompt_chars} is too small: the longest first-turn "
+                f"prompt has {first_turn} characters and later turns add up to {later}; pass "
+                f"max_prompt_chars >= {first_turn + later} (or a smaller max_action_chars)"
+            )
 
     # ----------------------------------------------------------------- hooks for subclasses
     @abstractmethod
@@ -227,24 +247,32 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         """Start an episode on a task drawn with the env's seeded generator.
 
         ``options={"task_id": ...}`` picks the task instead; other option keys are ignored.
+        A failing reset (unknown task id, prompt too long) leaves the env as it was.
         """
+        rng, rng_seed = self.np_random, self.np_random_seed
         if seed is not None:
-            self.np_random, self.np_random_seed = seeding.np_random(seed)
+            rng, rng_seed = seeding.np_random(int(seed) if isinstance(seed, np.integer) else seed)
         task_id = (options or {}).get("task_id")
-        if task_id is not None:
-            if task_id not in self._task_index:
-                known = list(self._task_index)[:5]
-                raise ValueError(
-                    f"unknown task_id {task_id!r} in split {self.split!r}; "
-                    f"ids look like {known} ({len(known)} of {len(self.tasks)})"
-                )
-            self._task = self.tasks[self._task_index[task_id]]
+        if task_id is None:
+            rng = copy.deepcopy(rng) if seed is None else rng
+            task = self.tasks[int(rng.integers(len(self.tasks)))]
         else:
-            self._task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
-        self._history = []
+            task = self.tasks[self._index_of(task_id)]
+        observations = self._observations(task, ())
+        self.np_random, self.np_random_seed = rng, rng_seed
+        self._task, self._history = task, []
         self.agents = list(self.possible_agents)
-        infos = {a: {"task_id": self._task.task_id, "turn": 0} for a in self.agents}
-        return self._observations(), infos
+        infos = {a: {"task_id": task.task_id, "turn": 0} for a in self.agents}
+        return observations, infos
+
+    def _index_of(self, task_id: Any) -> int:
+        if not isinstance(task_id, str) or task_id not in self._task_index:
+            examples = list(self._task_index)[:3]
+            raise ValueError(
+                f"unknown task_id {task_id!r} in split {self.split!r} of {self.data_source}; "
+                f"task ids are strings such as {examples} (see env.tasks)"
+            )
+        return self._task_index[task_id]
 
     def step(
         self, actions: Mapping[str, str]
@@ -265,15 +293,17 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         cut = {a: text[: self.max_action_chars] for a, text in texts.items()}
         team_actions = self._team_actions(cut)
         outcome = self.score(task, team_actions)
-        self._history.append(TurnRecord(team_actions, outcome))
-        done = len(self._history) >= self.num_turns
+        history = (*self._history, TurnRecord(team_actions, outcome))
+        done = len(history) >= self.num_turns
         agents = list(self.agents)
-
-        observations = self._observations()
+        observations = self._observations(task, history)
         rewards = {a: self._reward(a, outcome) for a in agents}
-        infos = {a: self._info(a, outcome, texts[a], team_actions) for a in agents}
+        turn = len(history) - 1
+        infos = {a: self._info(a, task, turn, outcome, texts[a], team_actions) for a in agents}
         terminations = dict.fromkeys(agents, False)
         truncations = dict.fromkeys(agents, done)
+        # Commit only now: an error above leaves the env as it was.
+        self._history = list(history)
         if done:
             self.agents = []
         if self.render_mode == "human":
@@ -320,8 +350,8 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
             raise TypeError(f"actions must be a dict of agent -> str, got {type(actions).__name__}")
         if not self.agents:
             raise ValueError(
-                "step() called with no live agents: the episode has ended (or never started); "
-                "call reset() first"
+                f"step() got actions for {sorted(map(str, actions))} but no agent is live: the "
+                "episode has ended (or never started); call reset() first"
             )
         for agent in actions:
             if agent not in self.agents:
@@ -335,7 +365,8 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
                     f"action of agent {agent!r} must be a str (the whole LLM response), "
                     f"got {type(actions[agent]).__name__}"
                 )
-        return {a: str(actions[a]) for a in self.agents}
+        # str.__str__ gives the exact characters even for a str subclass overriding __str__.
+        return {a: str.__str__(actions[a]) for a in self.agents}
 
     def _team_actions(self, cut: Mapping[str, str]) -> dict[str, str]:
         if not self.single_agent:
@@ -343,13 +374,13 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         parts = self.split_solo(cut[self.possible_agents[0]])
         return dict(zip(self.team_agents, parts, strict=True))
 
-    def _observations(self) -> dict[str, Observation]:
-        task = self._current_task()
-        history = tuple(self._history)
+    def _prompts(self, task: TaskT, history: Sequence[TurnRecord]) -> dict[str, str]:
         if self.single_agent:
-            prompts = {self.possible_agents[0]: self.solo_prompt(task, history)}
-        else:
-            prompts = {a: self.prompt(task, a, history) for a in self.possible_agents}
+            return {self.possible_agents[0]: self.solo_prompt(task, history)}
+        return {a: self.prompt(task, a, history) for a in self.possible_agents}
+
+    def _observations(self, task: TaskT, history: Sequence[TurnRecord]) -> dict[str, Observation]:
+        prompts = self._prompts(task, history)
         for agent, text in prompts.items():
             if len(text) > self.max_prompt_chars:
                 raise ValueError(
@@ -365,11 +396,17 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         return float(outcome.team)
 
     def _info(
-        self, agent: str, outcome: Outcome, text: str, team_actions: Mapping[str, str]
+        self,
+        agent: str,
+        task: TaskT,
+        turn: int,
+        outcome: Outcome,
+        text: str,
+        team_actions: Mapping[str, str],
     ) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "task_id": self._current_task().task_id,
-            "turn": len(self._history) - 1,
+            "task_id": task.task_id,
+            "turn": turn,
             "team_reward": float(outcome.team),
             "reward_terms": dict(outcome.terms),
             "measures": dict(outcome.measures),
@@ -383,22 +420,23 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         return info
 
 
+def _raw_aec_env(parallel_env: Callable[..., ParallelEnv], **kwargs: Any) -> AECEnv:
+    return parallel_to_aec_wrapper(parallel_env(**kwargs))
+
+
+def _aec_env(parallel_env: Callable[..., ParallelEnv], **kwargs: Any) -> AECEnv:
+    return parallel_to_aec(parallel_env(**kwargs))
+
+
 def aec_factories(
     parallel_env: Callable[..., ParallelEnv],
 ) -> tuple[Callable[..., AECEnv], Callable[..., AECEnv]]:
-    """PettingZoo's ``raw_env`` and ``env`` for a parallel env class.
+    """PettingZoo's ``raw_env`` and ``env`` for a parallel env class (both picklable).
 
     ``raw_env(**kwargs)`` is the plain AEC conversion; ``env(**kwargs)`` adds the
     order-enforcing wrapper, as PettingZoo's own env modules do.
     """
-
-    def raw_env(**kwargs: Any) -> AECEnv:
-        return parallel_to_aec_wrapper(parallel_env(**kwargs))
-
-    def env(**kwargs: Any) -> AECEnv:
-        return parallel_to_aec(parallel_env(**kwargs))
-
-    return raw_env, env
+    return functools.partial(_raw_aec_env, parallel_env), functools.partial(_aec_env, parallel_env)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

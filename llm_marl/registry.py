@@ -61,6 +61,7 @@ def register(
     **kwargs: Any,
 ) -> EnvSpec:
     """Register ``env_id`` (``name_vN``); ``override=True`` replaces an existing entry."""
+    _REGISTRY.load_builtins()  # so that built-ins never overwrite a user's entry later
     if not _ID.match(env_id):
         raise ValueError(
             f"env id {env_id!r} must look like 'name_v0': lower-case letters, digits and "

@@ -34,7 +34,9 @@ def test_envs_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_console_script_is_installed() -> None:
     """The installed `llm-marl` command runs."""
-    exe = shutil.which("llm-marl") or str(Path(sys.executable).with_name("llm-marl"))
+    beside_python = Path(sys.executable).with_name("llm-marl")
+    exe = str(beside_python) if beside_python.exists() else shutil.which("llm-marl")
+    assert exe, "the llm-marl console script is not installed"
     result = subprocess.run([exe, "envs"], capture_output=True, text=True, check=True)
     assert "tldr_v0" in result.stdout and "arxiv_v0" in result.stdout
 

@@ -13,6 +13,7 @@ from llm_marl.conformance import (
     check_bad_input,
     check_determinism,
     check_parallel_api,
+    rollout,
 )
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -25,8 +26,22 @@ CASES = [(env_id, name) for env_id in llm_marl.list_envs() for name in VARIANTS]
 IDS = [f"{env_id}-{name}" for env_id, name in CASES]
 
 
+# Words per answer of each writing agent, chosen so that every reward level scores.
+GOOD_LENGTHS = {"tldr_v0": (15, 40), "arxiv_v0": (130, 185)}
+
+
 def factory(env_id: str, variant: str):
     return lambda: llm_marl.make(env_id, **VARIANTS[variant])
+
+
+def good_writing_answer(env, agent: str, step: int) -> str:
+    """Answers cut from the task's own document, sized to pass every level of reward v0."""
+    words = env.task.document.split() * 2
+    lengths = GOOD_LENGTHS[env.metadata["name"]]
+    parts = [" ".join(words[: lengths[0] - step]), "However, " + " ".join(words[: lengths[1]])]
+    if env.single_agent:
+        return f"[PART 1]\n{parts[0]}\n[PART 2]\n{parts[1]}"
+    return parts[env.team_agents.index(agent)]
 
 
 @pytest.mark.parametrize(("env_id", "variant"), CASES, ids=IDS)
@@ -45,6 +60,16 @@ def test_aec_api(env_id: str, variant: str) -> None:
 def test_seeded_multi_step_determinism(env_id: str, variant: str) -> None:
     """Same seed and actions give identical observations, rewards and infos over episodes."""
     check_determinism(factory(env_id, variant))
+    check_determinism(factory(env_id, variant), answer=good_writing_answer)
+
+
+@pytest.mark.parametrize(("env_id", "variant"), CASES, ids=IDS)
+def test_determinism_answers_reach_every_reward_level(env_id: str, variant: str) -> None:
+    """The answers of the determinism test score on every level, so all terms are compared."""
+    trace = rollout(factory(env_id, variant)(), seed=7, episodes=3, answer=good_writing_answer)
+    infos = [info for kind, *outputs in trace if kind == "step" for info in outputs[-1].values()]
+    assert infos and all(info["measures"]["stopped_at_level"] == 0 for info in infos)
+    assert min(info["team_reward"] for info in infos) > 2.0
 
 
 @pytest.mark.parametrize(("env_id", "variant"), CASES, ids=IDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import llm_marl
@@ -183,11 +184,34 @@ def test_unicode_prompts_are_kept_and_inside_the_space() -> None:
         assert env.observation_space(agent).contains(observation)
 
 
-def test_prompt_longer_than_the_space_is_a_clear_error() -> None:
-    """A prompt that would not fit max_prompt_chars raises instead of leaving the space."""
-    env = llm_marl.make("arxiv_v0", max_prompt_chars=100)
-    with pytest.raises(ValueError, match="over max_prompt_chars=100"):
-        env.reset(seed=0)
+def test_prompts_that_could_outgrow_the_space_fail_at_construction() -> None:
+    """max_prompt_chars too small for the first turn, or for answers shown back, fails early."""
+    with pytest.raises(ValueError, match="max_prompt_chars=100 is too small"):
+        llm_marl.make("arxiv_v0", max_prompt_chars=100)
+    llm_marl.make("arxiv_v0", max_prompt_chars=4000, max_action_chars=1000)
+    with pytest.raises(ValueError, match=r"later turns add up to 3024; pass max_prompt_chars >="):
+        llm_marl.make("arxiv_v0", max_prompt_chars=4000, max_action_chars=1000, num_turns=2)
+
+
+def test_failed_reset_and_step_leave_the_env_unchanged() -> None:
+    """An error inside reset() or step() (after validation) changes nothing."""
+    env = llm_marl.make("tldr_v0", num_turns=2)
+    env.reset(seed=0)
+    state = (env.task, env.history, list(env.agents), env.np_random.bit_generator.state)
+    with pytest.raises(ValueError, match="unknown task_id"):
+        env.reset(seed=99, options={"task_id": "nope"})
+    with pytest.raises(ValueError, match="unknown task_id"):
+        env.reset(options={"task_id": ["not", "a", "string"]})
+
+    def broken_prompt(*args):
+        raise RuntimeError("prompt failed")
+
+    env.prompt = broken_prompt
+    with pytest.raises(RuntimeError, match="prompt failed"):
+        env.step(joint(env))
+    with pytest.raises(RuntimeError, match="prompt failed"):
+        env.reset()
+    assert (env.task, env.history, list(env.agents), env.np_random.bit_generator.state) == state
 
 
 @pytest.mark.parametrize(
@@ -220,6 +244,17 @@ def test_single_agent_view_scores_like_the_team() -> None:
     assert infos["writer_0"]["parts_found"] == 2
 
 
+def test_single_agent_multi_turn_review_names_each_part() -> None:
+    """The single writer's second-turn prompt reviews each part by its number."""
+    env = llm_marl.make("tldr_v0", single_agent=True, num_turns=2)
+    env.reset(seed=4)
+    observations, *_ = env.step({"writer_0": f"{SHORT}\n{part_marker(2)}\nToo short."})
+    text = observations["writer_0"]["text"]
+    assert f"Part 1 has {len(SHORT.split())} words, inside the 8-256 band." in text
+    assert "Part 2 has 2 words, outside the 8-256 band." in text
+    assert "Your answer" not in text and f"{part_marker(2)}\nToo short." in text
+
+
 def test_render_ansi_returns_the_episode_text() -> None:
     """render_mode='ansi' returns the answers and rewards played so far."""
     env = llm_marl.make("tldr_v0", render_mode="ansi")
@@ -240,13 +275,28 @@ def test_render_ansi_returns_the_episode_text() -> None:
         ({"single_agent": True, "reward_mode": "individual"}, "needs a team"),
         ({"render_mode": "rgb_array"}, "render_mode must be one of"),
         ({"split": "validation"}, "no split 'validation'; available splits: \\['test', 'train'\\]"),
-        ({"max_tasks": 0}, "limit must be a positive number"),
+        ({"max_tasks": 0}, "max_tasks must be an integer >= 1, got 0"),
+        ({"max_tasks": 2.5}, "max_tasks must be an integer >= 1, got 2.5"),
+        ({"max_tasks": True}, "max_tasks must be an integer >= 1, got True"),
     ],
 )
 def test_bad_constructor_arguments_are_clear_errors(kwargs: dict, message: str) -> None:
     """Each bad argument raises a ValueError that quotes the offending value."""
     with pytest.raises(ValueError, match=message):
         llm_marl.make("tldr_v0", **kwargs)
+
+
+def test_numpy_seeds_and_str_subclasses_are_accepted() -> None:
+    """A numpy integer seed works like an int; a str subclass is scored by its characters."""
+
+    class Sneaky(str):
+        def __str__(self) -> str:
+            return "hijacked"
+
+    env = llm_marl.make("tldr_v0")
+    assert env.reset(seed=np.int64(3))[1] == llm_marl.make("tldr_v0").reset(seed=3)[1]
+    env.step({"concise_0": Sneaky(SHORT), "detailed_1": LONG})
+    assert env.history[0].actions["concise_0"] == SHORT
 
 
 def test_unknown_agent_space_lookup_is_an_error() -> None:

@@ -59,3 +59,15 @@ def test_string_entry_points_need_a_colon() -> None:
     """A string entry point is 'module:attribute'."""
     with pytest.raises(ValueError, match="module:attribute"):
         llm_marl.register("broken_v0", "llm_marl.envs.tldr_v0.parallel_env")
+
+
+def test_user_override_of_a_builtin_id_survives_listing() -> None:
+    """Overriding a built-in id is kept; listing envs afterwards does not clash."""
+    original = llm_marl.spec("arxiv_v0")
+    try:
+        llm_marl.register("arxiv_v0", TLDREnv, override=True)
+        assert "arxiv_v0" in llm_marl.list_envs()
+        assert isinstance(llm_marl.make("arxiv_v0"), TLDREnv)
+    finally:
+        llm_marl.register("arxiv_v0", original.entry_point, override=True)
+    assert llm_marl.make("arxiv_v0").metadata["name"] == "arxiv_v0"

@@ -73,16 +73,16 @@ def load_records(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of records or None, got {limit}")
     if source is None or source == BUNDLED:
-        records = read_jsonl(bundled_path(bundled, split))
+        records = read_jsonl(bundled_path(bundled, split))[:limit]
     elif Path(source).exists():
-        records = _load_local(Path(source), split)
+        records = _load_local(Path(source), split, limit)
     elif _looks_like_path(str(source)):
         raise FileNotFoundError(f"no such file or folder: {str(source)!r}")
     else:
-        records = _load_hub(str(source), split)
+        records = _load_hub(str(source), split, limit)
     if not records:
         raise ValueError(f"no records in split {split!r} of {source!r}")
-    return records[:limit]
+    return records
 
 
 def _looks_like_path(source: str) -> bool:
@@ -108,7 +108,12 @@ def _local_file(path: Path, split: str) -> Path:
     )
 
 
-def _load_local(path: Path, split: str) -> list[dict[str, Any]]:
+def _first_rows(split: str, limit: int | None) -> str:
+    """A ``datasets`` split expression that reads only the first ``limit`` rows."""
+    return split if limit is None else f"{split}[:{limit}]"
+
+
+def _load_local(path: Path, split: str, limit: int | None) -> list[dict[str, Any]]:
     file = _local_file(path, split)
     builder = LOCAL_FORMATS.get(file.suffix.lower())
     if builder is None:
@@ -117,14 +122,14 @@ def _load_local(path: Path, split: str) -> list[dict[str, Any]]:
             f"use one of {sorted(LOCAL_FORMATS)}"
         )
     datasets = _import_datasets(f"local file {str(file)!r}")
-    table = datasets.load_dataset(builder, data_files=str(file), split="train")
+    table = datasets.load_dataset(builder, data_files=str(file), split=_first_rows("train", limit))
     return list(table.to_list())
 
 
-def _load_hub(dataset_id: str, split: str) -> list[dict[str, Any]]:
+def _load_hub(dataset_id: str, split: str, limit: int | None) -> list[dict[str, Any]]:
     datasets = _import_datasets(f"hub data set {dataset_id!r}")
     try:
-        table = datasets.load_dataset(dataset_id, split=split)
+        table = datasets.load_dataset(dataset_id, split=_first_rows(split, limit))
     except Exception as err:
         raise RuntimeError(
             f"could not load split {split!r} of the hub data set {dataset_id!r} ({err}). "

@@ -59,6 +59,20 @@ def test_local_jsonl_file_loads_through_datasets(tmp_path: Path) -> None:
     assert env.data_source == str(path)
 
 
+def test_limit_reads_only_the_first_rows(tmp_path: Path) -> None:
+    """max_tasks keeps the first rows of a local file."""
+    records = [{**ARXIV_RECORD, "article_id": f"id-{i}"} for i in range(7)]
+    path = write_jsonl(tmp_path / "seven.jsonl", records)
+    assert [
+        r["article_id"] for r in load_records(path, split="train", bundled="arxiv", limit=3)
+    ] == [
+        "id-0",
+        "id-1",
+        "id-2",
+    ]
+    assert len(llm_marl.make("arxiv_v0", data=str(path), max_tasks=5).tasks) == 5
+
+
 def test_local_parquet_and_csv_files_load(tmp_path: Path) -> None:
     """Parquet and CSV files load too."""
     import pyarrow as pa

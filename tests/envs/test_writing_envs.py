@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import pickle
 
 import pytest
 from pettingzoo import AECEnv, ParallelEnv
@@ -75,3 +76,16 @@ def test_prompts_show_the_document_and_each_role(env_id: str) -> None:
 def test_tldr_reference_summaries_are_kept() -> None:
     """TLDR tasks keep the data set's reference summary (for evaluation)."""
     assert all(task.reference for task in llm_marl.make("tldr_v0").tasks)
+
+
+@pytest.mark.parametrize("env_id", SPECS)
+def test_factories_and_envs_pickle(env_id: str) -> None:
+    """Vectorised runners pickle factories and envs; a pickled env resumes identically."""
+    module = importlib.import_module(f"llm_marl.envs.{env_id}")
+    for factory in (module.env, module.raw_env, module.parallel_env):
+        assert pickle.loads(pickle.dumps(factory)) is not None
+    env = llm_marl.make(env_id, num_turns=2)
+    env.reset(seed=1)
+    clone = pickle.loads(pickle.dumps(env))
+    actions = dict(zip(env.possible_agents, (SHORT, LONG), strict=True))
+    assert clone.step(actions) == env.step(actions)
