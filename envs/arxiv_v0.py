@@ -43,8 +43,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from llm_marl.env_base import aec_factories
 from llm_marl.envs.writing import WritingEnv, WritingTask
+from llm_marl.factories import aec_factories
 from llm_marl.rewards.writing import ARXIV_V0
 
 __all__ = ["ArxivEnv", "env", "parallel_env", "raw_env"]

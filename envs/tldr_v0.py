@@ -44,8 +44,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from llm_marl.env_base import aec_factories
 from llm_marl.envs.writing import WritingEnv, WritingTask
+from llm_marl.factories import aec_factories
 from llm_marl.rewards.writing import TLDR_V0
 
 __all__ = ["TLDREnv", "env", "parallel_env", "raw_env"]

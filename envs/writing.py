@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from llm_marl.env_base import CollaborativeTextEnv, Outcome, Task, TurnRecord, part_marker
+from llm_marl.env_base import CollaborativeTextEnv, part_marker
+from llm_marl.episode import Outcome, Task, TurnRecord
 from llm_marl.rewards.writing import WritingRewardSpec, score_writing
 
 __all__ = ["WritingEnv", "WritingTask"]

@@ -4,7 +4,8 @@
 ids. Importing this package needs only pettingzoo, gymnasium and numpy (never torch).
 """
 
-from llm_marl.env_base import CollaborativeTextEnv, Outcome, Task, TurnRecord
+from llm_marl.env_base import CollaborativeTextEnv
+from llm_marl.episode import Outcome, Task, TurnRecord
 from llm_marl.registry import EnvSpec, list_envs, make, register, spec
 
 __version__ = "0.1.0"

@@ -10,30 +10,24 @@ multi-turn episodes, validation of actions) lives here once, for the writing and
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import re
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from pettingzoo import AECEnv, ParallelEnv
-from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
+from pettingzoo import ParallelEnv
 
 from llm_marl.data import load_records
+from llm_marl.episode import Outcome, Task, TurnRecord
 from llm_marl.spaces import UnicodeText, text_observation_space
 
 __all__ = [
     "CollaborativeTextEnv",
     "Observation",
-    "Outcome",
-    "Task",
-    "TurnRecord",
-    "aec_factories",
     "part_marker",
 ]
 
@@ -42,38 +36,7 @@ RewardMode = Literal["shared", "individual"]
 REWARD_MODES: tuple[str, ...] = ("shared", "individual")
 #: Characters allowed for the review text that multi-turn prompts add besides the answers.
 REVIEW_ALLOWANCE = 1024
-
-
-@dataclass(frozen=True)
-class Task:
-    """One task instance; subclasses add the fields their prompts and rewards need."""
-
-    task_id: str
-
-
 TaskT = TypeVar("TaskT", bound=Task)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The environment's verdict on one joint action."""
-
-    team: float
-    """The shared team reward."""
-    individual: Mapping[str, float]
-    """Each team agent's own share, for ``reward_mode="individual"``."""
-    terms: Mapping[str, float]
-    """Every reward term by name."""
-    measures: Mapping[str, Any] = field(default_factory=dict)
-    """Deterministic measurements behind the terms (word counts, tests passed, ...)."""
-
-
-@dataclass(frozen=True)
-class TurnRecord:
-    """One played turn: the team's (already cut) answers and their outcome."""
-
-    actions: Mapping[str, str]
-    outcome: Outcome
 
 
 def part_marker(index: int) -> str:
@@ -418,25 +381,6 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         else:
             info["individual_reward"] = float(outcome.individual[agent])
         return info
-
-
-def _raw_aec_env(parallel_env: Callable[..., ParallelEnv], **kwargs: Any) -> AECEnv:
-    return parallel_to_aec_wrapper(parallel_env(**kwargs))
-
-
-def _aec_env(parallel_env: Callable[..., ParallelEnv], **kwargs: Any) -> AECEnv:
-    return parallel_to_aec(parallel_env(**kwargs))
-
-
-def aec_factories(
-    parallel_env: Callable[..., ParallelEnv],
-) -> tuple[Callable[..., AECEnv], Callable[..., AECEnv]]:
-    """PettingZoo's ``raw_env`` and ``env`` for a parallel env class (both picklable).
-
-    ``raw_env(**kwargs)`` is the plain AEC conversion; ``env(**kwargs)`` adds the
-    order-enforcing wrapper, as PettingZoo's own env modules do.
-    """
-    return functools.partial(_raw_aec_env, parallel_env), functools.partial(_aec_env, parallel_env)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
