@@ -113,15 +113,19 @@ def transition_categories(text: str) -> frozenset[str]:
     example" and "for\nexample" match, "for-example" and "also" (for "so") do not.
     """
     folded = text.casefold()
-    spans = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(folded)]
+    tokens = _WORD.findall(folded)
+    spans: list[tuple[int, int]] = []  # (start, end) of each token, built only when needed
     found: set[str] = set()
-    for i, (word, _, _) in enumerate(spans):
-        for phrase, category in _PHRASES.get(word, ()):
-            run = spans[i : i + len(phrase)]
-            if (
-                category not in found
-                and tuple(w for w, _, _ in run) == phrase
-                and all(folded[a[2] : b[1]].isspace() for a, b in itertools.pairwise(run))
-            ):
-                found.add(category)
+    for i, token in enumerate(tokens):
+        for phrase, category in _PHRASES.get(token, ()):
+            if category in found or tuple(tokens[i : i + len(phrase)]) != phrase:
+                continue
+            if len(phrase) > 1:
+                spans = spans or [m.span() for m in _WORD.finditer(folded)]
+                gaps = (
+                    folded[a[1] : b[0]] for a, b in itertools.pairwise(spans[i : i + len(phrase)])
+                )
+                if not all(gap.isspace() for gap in gaps):
+                    continue
+            found.add(category)
     return frozenset(found)
