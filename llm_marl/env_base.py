@@ -142,7 +142,7 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         }
         self.np_random, self.np_random_seed = seeding.np_random()
         self._task: TaskT | None = None
-        self._history: list[TurnRecord] = []
+        self._history: tuple[TurnRecord, ...] = ()
         self._check_prompt_budget()
 
     def _check_prompt_budget(self) -> None:
@@ -223,7 +223,7 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
             task = self.tasks[self._index_of(task_id)]
         observations = self._observations(task, ())
         self.np_random, self.np_random_seed = rng, rng_seed
-        self._task, self._history = task, []
+        self._task, self._history = task, ()
         self.agents = list(self.possible_agents)
         infos = {a: {"task_id": task.task_id, "turn": 0} for a in self.agents}
         return observations, infos
@@ -266,7 +266,7 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         terminations = dict.fromkeys(agents, False)
         truncations = dict.fromkeys(agents, done)
         # Commit only now: an error above leaves the env as it was.
-        self._history = list(history)
+        self._history = history
         if done:
             self.agents = []
         if self.render_mode == "human":
@@ -291,7 +291,7 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
     @property
     def history(self) -> Sequence[TurnRecord]:
         """The turns played so far in this episode."""
-        return tuple(self._history)
+        return self._history
 
     @property
     def task(self) -> TaskT:

@@ -96,7 +96,7 @@ class _LeakyTLDR(llm_marl.envs.tldr_v0.TLDREnv):
     """Records a turn before validating the actions: must fail the bad-input check."""
 
     def step(self, actions):
-        self._history.append(llm_marl.TurnRecord({}, llm_marl.Outcome(0.0, {}, {})))
+        self._history += (llm_marl.TurnRecord({}, llm_marl.Outcome(0.0, {}, {})),)
         return super().step(actions)
 
 
