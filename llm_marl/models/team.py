@@ -1,0 +1,411 @@
+"""Teams of LLM agents: one base model with a LoRA adapter per agent, or one model per agent.
+
+Both kinds answer the same calls: :meth:`Team.generate` samples G completions per
+``(agent, prompt)`` request, :meth:`Team.logprobs` recomputes completion log-probabilities
+under each agent's current weights (with gradients, for the loss),
+:meth:`Team.reference_logprobs` gives them under the frozen reference policy (for a KL term),
+:meth:`Team.trainable_parameters` gives one agent's parameters (for its own optimiser), and
+:meth:`Team.save_pretrained` writes a folder that :func:`~llm_marl.models.load_policy` reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llm_marl.models.generation import sample_completions
+from llm_marl.models.logprobs import completion_logprobs
+from llm_marl.models.sampling import Completion, SamplingConfig
+
+__all__ = ["MANIFEST", "LoRASettings", "LoRATeam", "SeparateTeam", "Team"]
+
+#: File name of the team manifest inside a saved team folder.
+MANIFEST = "team.json"
+MANIFEST_FORMAT = "llm-marl-team"
+#: PEFT parameter groups that hold one LoRA adapter's weights (``...lora_A.<adapter>.weight``).
+_LORA_PARTS = ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector")
+
+
+@dataclass(frozen=True)
+class LoRASettings:
+    """The LoRA adapter each agent gets (PEFT ``LoraConfig`` fields)."""
+
+    r: int = 16
+    """Rank of the update matrices."""
+    alpha: int = 32
+    """Scaling numerator (the update is scaled by alpha / r)."""
+    dropout: float = 0.0
+    """Dropout on the adapter input; 0 keeps sampling and training log-probs equal."""
+    target_modules: str | tuple[str, ...] = "all-linear"
+    """Module names to adapt, or ``"all-linear"`` for every linear layer but the output head."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
+            raise ValueError(f"LoRA rank r must be an integer >= 1, got {self.r!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout!r}")
+        if isinstance(self.target_modules, list):
+            object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    def peft_config(self) -> Any:
+        """The equivalent ``peft.LoraConfig`` for a causal LM."""
+        from peft import LoraConfig
+
+        targets = self.target_modules
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=targets if isinstance(targets, str) else list(targets),
+            task_type="CAUSAL_LM",
+        )
+
+
+class Team(ABC):
+    """A team of agents, each with its own trainable policy."""
+
+    agents: tuple[str, ...]
+
+    def __init__(self, agents: Sequence[str], source: str) -> None:
+        if not agents or len(set(agents)) != len(agents):
+            raise ValueError(f"a team needs distinct agent names, got {list(agents)}")
+        for agent in agents:
+            if not isinstance(agent, str) or not agent or "/" in agent or agent.startswith("."):
+                raise ValueError(f"agent name {agent!r} must be a plain non-empty string")
+        self.agents = tuple(agents)
+        self.source = source
+
+    # --------------------------------------------------------------- to implement
+    @abstractmethod
+    def generate(
+        self, requests: Sequence[tuple[str, str]], config: SamplingConfig
+    ) -> list[list[Completion]]:
+        """``config.num_samples`` completions for each ``(agent, prompt)``, batched."""
+
+    @abstractmethod
+    def logprobs(
+        self, completions: Sequence[Completion], *, temperature: float = 1.0
+    ) -> list[torch.Tensor]:
+        """Per-token log-probs of each completion under its agent's current policy (grad on)."""
+
+    @abstractmethod
+    def reference_logprobs(
+        self, completions: Sequence[Completion], *, temperature: float = 1.0
+    ) -> list[torch.Tensor]:
+        """Per-token log-probs under the frozen reference policy (no grad)."""
+
+    @abstractmethod
+    def trainable_parameters(self, agent: str) -> list[torch.nn.Parameter]:
+        """The parameters that only ``agent``'s updates change."""
+
+    @abstractmethod
+    def tokenizer(self, agent: str) -> Any:
+        """The tokenizer of ``agent``'s model."""
+
+    @abstractmethod
+    def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
+        """Write the team (manifest plus one folder per agent) to ``path``."""
+
+    # --------------------------------------------------------------- shared
+    def check_agent(self, agent: str) -> str:
+        """``agent`` if it is in the team, else a ``KeyError`` listing the team."""
+        if agent not in self.agents:
+            raise KeyError(f"agent {agent!r} is not in the team; agents are {list(self.agents)}")
+        return agent
+
+    def _check_requests(self, requests: Sequence[tuple[str, str]]) -> None:
+        for item in requests:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str)):
+                raise TypeError(f"a request is an (agent, prompt) pair of strings, got {item!r}")
+            self.check_agent(item[0])
+
+    def num_parameters(self, agent: str | None = None) -> int:
+        """Trainable parameters of ``agent``, or of the whole team."""
+        names = [agent] if agent is not None else list(self.agents)
+        return sum(p.numel() for a in names for p in self.trainable_parameters(a))
+
+    def __repr__(self) -> str:
+        per_agent = self.num_parameters(self.agents[0])
+        return (
+            f"{type(self).__name__}(source={self.source!r}, agents={list(self.agents)}, "
+            f"trainable_per_agent={per_agent:,})"
+        )
+
+
+class LoRATeam(Team):
+    """One frozen base model shared by all agents, plus one LoRA adapter per agent.
+
+    Memory is one model plus small adapters. Generation and log-probabilities batch every
+    agent's rows through PEFT's mixed-adapter forward (``adapter_names``); the base with
+    adapters disabled is the reference policy at no extra memory.
+    """
+
+    def __init__(
+        self,
+        base: Any,
+        tokenizer: Any,
+        agents: Sequence[str],
+        lora: LoRASettings,
+        *,
+        source: str,
+        adapters: Mapping[str, str | os.PathLike[str]] | None = None,
+    ) -> None:
+        """Wrap ``base`` with one adapter per agent: new ones, or saved ones from ``adapters``."""
+        from peft import PeftModel, get_peft_model
+
+        super().__init__(agents, source)
+        self.lora = lora
+        self._tokenizer = tokenizer
+        first, *rest = self.agents
+        if adapters:
+            self.model = PeftModel.from_pretrained(
+                base, str(adapters[first]), adapter_name=first, is_trainable=True
+            )
+            for agent in rest:
+                self.model.load_adapter(str(adapters[agent]), adapter_name=agent, is_trainable=True)
+        else:
+            self.model = get_peft_model(base, lora.peft_config(), adapter_name=first)
+            for agent in rest:
+                self.model.add_adapter(agent, lora.peft_config())
+        self.model.set_requires_grad(list(self.agents), requires_grad=True)
+        self.model.eval()  # PEFT refuses mixed-adapter batches in training mode
+
+    def generate(
+        self, requests: Sequence[tuple[str, str]], config: SamplingConfig
+    ) -> list[list[Completion]]:
+        """Sample every agent's rows in the same ``generate`` calls (mixed-adapter batch)."""
+        self._check_requests(requests)
+        adapter_of = {a: a for a in self.agents}
+        return sample_completions(self.model, self._tokenizer, requests, config, adapter_of=adapter_of)
+
+    def logprobs(
+        self, completions: Sequence[Completion], *, temperature: float = 1.0
+    ) -> list[torch.Tensor]:
+        """One forward pass for all agents' completions, each through its own adapter."""
+        return self._logprobs(completions, temperature, [c.agent for c in completions])
+
+    def reference_logprobs(
+        self, completions: Sequence[Completion], *, temperature: float = 1.0
+    ) -> list[torch.Tensor]:
+        """The base model with every adapter disabled."""
+        with torch.no_grad(), self.model.disable_adapter():
+            return self._logprobs(completions, temperature, None)
+
+    def _logprobs(
+        self, completions: Sequence[Completion], temperature: float, adapters: list[str] | None
+    ) -> list[torch.Tensor]:
+        for c in completions:
+            self.check_agent(c.agent)
+        return completion_logprobs(
+            self.model,
+            [c.prompt_ids for c in completions],
+            [c.token_ids for c in completions],
+            pad_id=self._tokenizer.pad_token_id,
+            temperature=temperature,
+            adapter_names=adapters,
+        )
+
+    def trainable_parameters(self, agent: str) -> list[torch.nn.Parameter]:
+        """The LoRA matrices of ``agent``'s adapter."""
+        self.check_agent(agent)
+        markers = tuple(f".{kind}.{agent}." for kind in _LORA_PARTS)
+        return [p for n, p in self.model.named_parameters() if any(m in f".{n}." for m in markers)]
+
+    def tokenizer(self, agent: str) -> Any:
+        """The shared tokenizer."""
+        self.check_agent(agent)
+        return self._tokenizer
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
+        """``team.json`` plus ``<agent>/adapter_model.safetensors`` for every agent."""
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(root), selected_adapters=list(self.agents))
+        _relocate_first_adapter(root, self.agents[0])
+        _write_manifest(
+            root,
+            {
+                "kind": "lora",
+                "base": self.source,
+                "lora": asdict(self.lora),
+                "agents": {a: {"adapter": a} for a in self.agents},
+            },
+        )
+        return root
+
+
+class SeparateTeam(Team):
+    """One model per agent (heterogeneous teams; models may differ in size and tokenizer).
+
+    Each member is trained fully or through its own LoRA adapter. With full fine-tuning the
+    reference policy is a frozen copy of the initial weights, kept only when asked for
+    (``keep_reference=True``), since it doubles the memory.
+    """
+
+    def __init__(
+        self,
+        members: Mapping[str, tuple[Any, Any]],
+        *,
+        sources: Mapping[str, str],
+        lora: LoRASettings | None,
+        keep_reference: bool = False,
+        adapters: Mapping[str, str | os.PathLike[str]] | None = None,
+    ) -> None:
+        """``members`` maps each agent to ``(model, tokenizer)``; ``sources`` to its name."""
+        super().__init__(list(members), source=",".join(sorted(set(sources.values()))))
+        self.lora = lora
+        self.sources = dict(sources)
+        self.models: dict[str, Any] = {}
+        self.tokenizers: dict[str, Any] = {}
+        self.references: dict[str, Any] = {}
+        for agent, (model, tokenizer) in members.items():
+            if lora is not None:
+                model = _with_adapter(model, lora, (adapters or {}).get(agent))
+            else:
+                if keep_reference:
+                    self.references[agent] = copy.deepcopy(model).requires_grad_(False)
+                model.requires_grad_(True)
+            model.eval()
+            self.models[agent], self.tokenizers[agent] = model, tokenizer
+
+    def generate(
+        self, requests: Sequence[tuple[str, str]], config: SamplingConfig
+    ) -> list[list[Completion]]:
+        """One batched ``generate`` call per model over all of its agent's requests."""
+        self._check_requests(requests)
+        out: list[list[Completion]] = [[] for _ in requests]
+        for agent in self.agents:
+            index = [i for i, (a, _) in enumerate(requests) if a == agent]
+            if index:
+                mine = [requests[i] for i in index]
+                results = sample_completions(
+                    self.models[agent], self.tokenizers[agent], mine, config
+                )
+                for i, result in zip(index, results, strict=True):
+                    out[i] = result
+        return out
+
+    def logprobs(
+        self, completions: Sequence[Completion], *, temperature: float = 1.0
+    ) -> list[torch.Tensor]:
+        """One forward pass per model."""
+        return self._per_agent(completions, temperature, reference=False)
+
+    def reference_logprobs(
+        self, completions: Sequence[Completion], *, temperature: float = 1.0
+    ) -> list[torch.Tensor]:
+        """Adapters disabled (LoRA members) or the frozen initial copy (full fine-tuning)."""
+        with torch.no_grad():
+            return self._per_agent(completions, temperature, reference=True)
+
+    def _per_agent(
+        self, completions: Sequence[Completion], temperature: float, *, reference: bool
+    ) -> list[torch.Tensor]:
+        out: list[torch.Tensor] = [torch.empty(0)] * len(completions)
+        for agent in self.agents:
+            index = [i for i, c in enumerate(completions) if self.check_agent(c.agent) == agent]
+            if not index:
+                continue
+            with self._reference_model(agent) if reference else contextlib.nullcontext(self.models[agent]) as model:
+                values = completion_logprobs(
+                    model,
+                    [completions[i].prompt_ids for i in index],
+                    [completions[i].token_ids for i in index],
+                    pad_id=self.tokenizers[agent].pad_token_id,
+                    temperature=temperature,
+                )
+            for i, value in zip(index, values, strict=True):
+                out[i] = value
+        return out
+
+    def _reference_model(self, agent: str) -> Any:
+        if self.lora is not None:
+            return _adapter_disabled(self.models[agent])
+        if agent not in self.references:
+            raise ValueError(
+                f"agent {agent!r} is fully fine-tuned and no reference copy was kept; load the "
+                "team with keep_reference=True to use a KL term"
+            )
+        return contextlib.nullcontext(self.references[agent])
+
+    def trainable_parameters(self, agent: str) -> list[torch.nn.Parameter]:
+        """Every parameter of ``agent``'s model that requires grad."""
+        return [p for p in self.models[self.check_agent(agent)].parameters() if p.requires_grad]
+
+    def tokenizer(self, agent: str) -> Any:
+        """``agent``'s own tokenizer."""
+        return self.tokenizers[self.check_agent(agent)]
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
+        """``team.json`` plus one folder per agent (an adapter, or a full model + tokenizer)."""
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        agents: dict[str, dict[str, Any]] = {}
+        for agent in self.agents:
+            folder = root / agent
+            if self.lora is not None:
+                self.models[agent].save_pretrained(str(folder))
+                agents[agent] = {"adapter": agent, "base": self.sources[agent]}
+            else:
+                self.models[agent].save_pretrained(str(folder))
+                self.tokenizers[agent].save_pretrained(str(folder))
+                agents[agent] = {"model": agent}
+        lora = asdict(self.lora) if self.lora is not None else None
+        _write_manifest(root, {"kind": "separate", "lora": lora, "agents": agents})
+        return root
+
+
+# ------------------------------------------------------------------- helpers
+def _with_adapter(model: Any, lora: LoRASettings, saved: str | os.PathLike[str] | None) -> Any:
+    from peft import PeftModel, get_peft_model
+
+    if saved is not None:
+        return PeftModel.from_pretrained(model, str(saved), is_trainable=True)
+    return get_peft_model(model, lora.peft_config())
+
+
+@contextlib.contextmanager
+def _adapter_disabled(model: Any) -> Iterator[Any]:
+    """``with _adapter_disabled(peft_model) as m``: the base model's outputs inside."""
+    with model.disable_adapter():
+        yield model
+
+
+def _relocate_first_adapter(root: Path, first: str) -> None:
+    """PEFT saves a non-``default`` adapter in ``root/<name>``: already our layout. Nothing
+    to move unless a PEFT version wrote it at the root."""
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        loose = root / name
+        if loose.exists():
+            (root / first).mkdir(exist_ok=True)
+            loose.replace(root / first / name)
+
+
+def _write_manifest(root: Path, body: dict[str, Any]) -> None:
+    manifest = {"format": MANIFEST_FORMAT, "version": 1, **body}
+    tmp = root / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(root / MANIFEST)
+
+
+def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a saved team folder, checked for format and version."""
+    path = Path(root) / MANIFEST
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != 1:
+        raise ValueError(f"{path} is not an llm-marl team manifest of version 1")
+    return dict(manifest)
+
+
+def iter_members(manifest: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(agent, entry)`` pairs of a manifest, in team order."""
+    yield from manifest["agents"].items()
