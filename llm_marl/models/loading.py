@@ -35,7 +35,6 @@ def load_model(
     ``dtype`` is a torch dtype name such as ``"bfloat16"`` (default: float32); ``device``
     defaults to CUDA when available. Errors name the model and say how to fix the cause.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llm_marl.models.embedded import embedded_model_dir
@@ -46,9 +45,11 @@ def load_model(
         model, tokenizer = tiny_llama()
     else:
         source = embedded_model_dir() if str(name) == EMBEDDED else _source(name)
+        # Read the variable on every call: huggingface_hub reads it only once, at import.
+        offline = {"local_files_only": True} if _offline() else {}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+            tokenizer = AutoTokenizer.from_pretrained(source, **offline)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **offline)
         except OSError as err:
             raise OSError(_load_hint(name, err)) from err
     model.to(device=resolve_device(device), dtype=torch_dtype)
@@ -91,11 +92,14 @@ def _source(name: str | os.PathLike[str]) -> str:
     return str(name)
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def _load_hint(name: str | os.PathLike[str], err: OSError) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     why = (
         "HF_HUB_OFFLINE is set, so only the local hub cache is searched"
-        if offline
+        if _offline()
         else "it is not a local folder, and the hub could not provide it (no network?)"
     )
     return (

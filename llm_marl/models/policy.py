@@ -77,13 +77,17 @@ def _separate(
     )
 
 
-def _reload(root: Path, agents: Sequence[str] | None, dtype: str | None, device: str | None) -> Team:
+def _reload(
+    root: Path, agents: Sequence[str] | None, dtype: str | None, device: str | None
+) -> Team:
     manifest = read_manifest(root)
     saved = list(manifest["agents"])
     if agents is not None and list(agents) != saved:
         raise ValueError(f"{root} holds agents {saved}, not {list(agents)}")
     lora = LoRASettings(**manifest["lora"]) if manifest.get("lora") else None
-    adapters = {a: root / entry["adapter"] for a, entry in manifest["agents"].items() if "adapter" in entry}
+    adapters = {
+        a: root / entry["adapter"] for a, entry in manifest["agents"].items() if "adapter" in entry
+    }
     if manifest["kind"] == "lora":
         assert lora is not None
         base, tokenizer = load_model(manifest["base"], dtype=dtype, device=device)

@@ -48,7 +48,9 @@ class SamplingConfig:
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
             raise ValueError(f"top_k must be an integer >= 0 (0 turns it off), got {self.top_k!r}")
         if isinstance(self.stop, str):
-            raise TypeError(f"stop must be a tuple of strings, not one string: use ({self.stop!r},)")
+            raise TypeError(
+                f"stop must be a tuple of strings, not one string: use ({self.stop!r},)"
+            )
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ValueError(f"stop strings must be non-empty strings, got {self.stop!r}")
         object.__setattr__(self, "stop", tuple(self.stop))

@@ -45,8 +45,10 @@ class LoRASettings:
     """Scaling numerator (the update is scaled by alpha / r)."""
     dropout: float = 0.0
     """Dropout on the adapter input; 0 keeps sampling and training log-probs equal."""
-    target_modules: str | tuple[str, ...] = "all-linear"
-    """Module names to adapt, or ``"all-linear"`` for every linear layer but the output head."""
+    target_modules: str | tuple[str, ...] | None = None
+    """Module names to adapt; ``"all-linear"`` for every linear layer but the output head;
+    None for PEFT's default of the model type (``q_proj`` and ``v_proj`` for Llama), which
+    keeps the per-token cost of mixed-adapter batches low."""
 
     def __post_init__(self) -> None:
         if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
@@ -65,7 +67,9 @@ class LoRASettings:
             r=self.r,
             lora_alpha=self.alpha,
             lora_dropout=self.dropout,
-            target_modules=targets if isinstance(targets, str) else list(targets),
+            target_modules=targets
+            if targets is None or isinstance(targets, str)
+            else list(targets),
             task_type="CAUSAL_LM",
         )
 
@@ -185,7 +189,9 @@ class LoRATeam(Team):
         """Sample every agent's rows in the same ``generate`` calls (mixed-adapter batch)."""
         self._check_requests(requests)
         adapter_of = {a: a for a in self.agents}
-        return sample_completions(self.model, self._tokenizer, requests, config, adapter_of=adapter_of)
+        return sample_completions(
+            self.model, self._tokenizer, requests, config, adapter_of=adapter_of
+        )
 
     def logprobs(
         self, completions: Sequence[Completion], *, temperature: float = 1.0
@@ -315,7 +321,11 @@ class SeparateTeam(Team):
             index = [i for i, c in enumerate(completions) if self.check_agent(c.agent) == agent]
             if not index:
                 continue
-            with self._reference_model(agent) if reference else contextlib.nullcontext(self.models[agent]) as model:
+            with (
+                self._reference_model(agent)
+                if reference
+                else contextlib.nullcontext(self.models[agent]) as model
+            ):
                 values = completion_logprobs(
                     model,
                     [completions[i].prompt_ids for i in index],

@@ -86,8 +86,11 @@ def test_mixed_adapter_batch_matches_one_agent_at_a_time(team: LoRATeam) -> None
         expected = [lp for c, lp in zip(completions, mixed, strict=True) if c.agent == agent]
         for a, b in zip(alone, expected, strict=True):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
-    other = [Completion("main_1", c.prompt, c.text, c.prompt_ids, c.token_ids, c.logprobs, "eos")
-             for c in completions if c.agent == "helper_0"]
+    other = [
+        Completion("main_1", c.prompt, c.text, c.prompt_ids, c.token_ids, c.logprobs, "eos")
+        for c in completions
+        if c.agent == "helper_0"
+    ]
     swapped = team.logprobs(other)
     assert any(not torch.allclose(a, c.logprobs) for a, c in zip(swapped, other, strict=True))
 
@@ -119,8 +122,11 @@ def test_a_step_on_one_adapter_leaves_the_other_agents_unchanged(team: LoRATeam)
     params = team.trainable_parameters("helper_0")
     snapshot = [p.detach().clone() for p in params]
     optimizer = torch.optim.SGD(params, lr=0.5)
-    loss = -sum(lp.sum() for c, lp in zip(completions, team.logprobs(completions), strict=True)
-                if c.agent == "helper_0")
+    loss = -sum(
+        lp.sum()
+        for c, lp in zip(completions, team.logprobs(completions), strict=True)
+        if c.agent == "helper_0"
+    )
     loss.backward()
     optimizer.step()
     assert all(not torch.equal(p, s) for p, s in zip(params, snapshot, strict=True))

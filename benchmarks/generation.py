@@ -1,0 +1,130 @@
+"""Sampling speed and memory of a 2-agent team on the embedded model (SmolLM2-135M-Instruct).
+
+Speed: one LoRA team (one base, one adapter per agent) samples G completions for each agent's
+prompt, either batched across agents in one ``generate`` call (mixed-adapter batch) or one agent
+at a time; tokens per second counts real completion tokens (no padding) over several rounds.
+
+Memory: in a fresh process each, a 2-agent LoRA team and a team of two separate model copies
+(``separate=True``) load and sample once; ``*_peak_mb`` is the peak resident memory of that
+process above its resident memory after importing torch and transformers (what the team costs),
+and ``*_process_peak_mb`` the raw peak.
+
+Usage: ``python benchmarks/generation.py [--quick]``. Prints one JSON object on its last line:
+``{"batched_tok_s": ..., "sequential_tok_s": ..., "speedup": ..., "team_lora_peak_mb": ...,
+"two_models_peak_mb": ..., "memory_ratio": ...}`` plus the settings used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+AGENTS = ("helper_0", "main_1")
+PROMPTS = {
+    "helper_0": "Write a Python function aux(xs) that returns the sorted unique values of xs.",
+    "main_1": "Explain in a short paragraph why unit tests help when two people share code.",
+}
+
+
+def _rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def memory_probe(kind: str, new_tokens: int) -> dict[str, float]:
+    """Load a 2-agent team of ``kind`` ("lora" or "separate"), sample once, report memory."""
+    import torch
+    import transformers  # noqa: F401  (imported before the baseline is read)
+
+    from llm_marl.models import SamplingConfig, load_policy
+
+    torch.manual_seed(0)
+    baseline = _current_rss_mb()
+    team = load_policy("embedded", agents=list(AGENTS), separate=kind == "separate")
+    config = SamplingConfig(num_samples=4, max_new_tokens=new_tokens)
+    team.generate([(a, PROMPTS[a]) for a in AGENTS], config)
+    peak = _rss_mb()
+    return {"peak_mb": peak - baseline, "process_peak_mb": peak}
+
+
+def _probe_in_subprocess(kind: str, new_tokens: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-probe", kind, "--new-tokens", str(new_tokens)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def throughput(rounds: int, new_tokens: int, samples: int) -> dict[str, float]:
+    """Median tokens per second, batched across agents versus one agent at a time."""
+    import torch
+
+    from llm_marl.models import SamplingConfig, load_policy
+
+    team = load_policy("embedded", agents=list(AGENTS))
+    config = SamplingConfig(num_samples=samples, max_new_tokens=new_tokens, temperature=0.8)
+    requests = [(a, PROMPTS[a]) for a in AGENTS]
+
+    def batched() -> list:
+        return [c for group in team.generate(requests, config) for c in group]
+
+    def sequential() -> list:
+        return [c for r in requests for group in team.generate([r], config) for c in group]
+
+    rates: dict[str, list[float]] = {"batched": [], "sequential": []}
+    batched()  # warm-up
+    for round_index in range(rounds):
+        for name, run in (("batched", batched), ("sequential", sequential)):
+            torch.manual_seed(round_index)
+            start = time.perf_counter()
+            tokens = sum(c.num_tokens for c in run())
+            rates[name].append(tokens / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter completions")
+    parser.add_argument("--memory-probe", choices=("lora", "separate"), help=argparse.SUPPRESS)
+    parser.add_argument("--new-tokens", type=int, default=None, help="max new tokens per sample")
+    args = parser.parse_args()
+    new_tokens = args.new_tokens or (24 if args.quick else 64)
+    if args.memory_probe:
+        print(json.dumps(memory_probe(args.memory_probe, new_tokens)))
+        return
+    rounds, samples = (2, 4) if args.quick else (5, 4)
+    rates = throughput(rounds, new_tokens, samples)
+    lora = _probe_in_subprocess("lora", new_tokens)
+    separate = _probe_in_subprocess("separate", new_tokens)
+    result = {
+        "batched_tok_s": round(rates["batched"], 1),
+        "sequential_tok_s": round(rates["sequential"], 1),
+        "speedup": round(rates["batched"] / rates["sequential"], 2),
+        "team_lora_peak_mb": round(lora["peak_mb"], 1),
+        "two_models_peak_mb": round(separate["peak_mb"], 1),
+        "memory_ratio": round(lora["peak_mb"] / separate["peak_mb"], 3),
+        "team_lora_process_peak_mb": round(lora["process_peak_mb"], 1),
+        "two_models_process_peak_mb": round(separate["process_peak_mb"], 1),
+        "agents": len(AGENTS),
+        "samples_per_agent": samples,
+        "max_new_tokens": new_tokens,
+        "rounds": rounds,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
