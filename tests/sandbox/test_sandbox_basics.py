@@ -1,0 +1,134 @@
+"""run_tests on honest programs: verdicts, statuses, error texts, determinism, isolation()."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from llm_marl.sandbox import STATUSES, SandboxResult, isolation, run_many, run_tests
+
+PROGRAM = """
+import math
+
+def aux(x):
+    return x * 2
+
+def main(x):
+    return aux(x) + 1
+"""
+
+
+def test_a_correct_program_passes_every_test(clean_host: None) -> None:
+    """Asserts, loops with asserts and setup blocks all pass; status ok, no error."""
+    tests = [
+        "assert main(1) == 3",
+        "for i in range(5):\n    assert main(i) == 2 * i + 1",
+        "y = main(2)\nassert y == 5, 'five'",
+        "assert math.isclose(main(0.5), 2.0)",
+    ]
+    result = run_tests(PROGRAM, tests)
+    assert result == SandboxResult(4, 4, "ok", [True] * 4, None, [None] * 4, "")
+
+
+def test_failing_tests_carry_their_first_error_line_with_the_line_number() -> None:
+    """AssertionError (with its message), NameError in the program, ZeroDivisionError."""
+    program = "def main(x):\n    return aux(x)\n\ndef div(x):\n    return 1 / x\n"
+    tests = [
+        "assert div(1) == 2",
+        "assert main(1) == 2",
+        "assert div(0) == 1",
+        "x = 1\nassert div(1) == 0, f'got {x}'",
+    ]
+    result = run_tests(program, tests)
+    assert result.status == "ok" and result.passed == 0
+    assert result.per_test_errors == [
+        "AssertionError (test line 1)",
+        "NameError: name 'aux' is not defined (program line 2)",
+        "ZeroDivisionError: division by zero (program line 5)",
+        "AssertionError: got 1 (test line 2)",
+    ]
+    assert result.error == "test 0: AssertionError (test line 1)"
+
+
+def test_a_syntax_error_in_the_program_is_found_before_spawning() -> None:
+    """status syntax_error, with the line and column, every test failed."""
+    result = run_tests("def main(x):\n    return x +\n", ["assert main(1) == 1"])
+    assert result.status == "syntax_error"
+    assert result.error == "SyntaxError: invalid syntax (program line 2, col 15)"
+    assert result.per_test == [False] and result.passed == 0
+
+
+def test_a_broken_test_fails_alone_with_its_syntax_error() -> None:
+    """A test that does not parse fails; the others still run."""
+    result = run_tests(PROGRAM, ["assert main(1) ==", "assert main(1) == 3"])
+    assert result.per_test == [False, True] and result.status == "ok"
+    assert result.per_test_errors[0] == "SyntaxError: invalid syntax (test line 1, col 18)"
+
+
+def test_an_exception_at_top_level_is_a_load_error() -> None:
+    """The program's own top-level code raising fails every test with status load_error."""
+    result = run_tests("import nonexistent_module_xyz\n", ["assert True"])
+    assert result.status == "load_error" and result.per_test == [False]
+    assert result.error == (
+        "ModuleNotFoundError: No module named 'nonexistent_module_xyz' (program line 1)"
+    )
+
+
+def test_results_are_deterministic() -> None:
+    """Same program, same result (object addresses in messages are scrubbed)."""
+    program = "def main():\n    raise ValueError(object())\n"
+    first, second = (run_tests(program, ["assert main()", "assert 1 == 1"]) for _ in range(2))
+    assert first == second
+    assert first.per_test_errors[0] == "ValueError: <object object at 0x?> (program line 2)"
+
+
+def test_no_tests_and_bad_arguments() -> None:
+    """Zero tests is a valid run; a non-positive timeout or tiny memory limit is refused."""
+    assert run_tests(PROGRAM, []) == SandboxResult(0, 0, "ok", [], None, [], "")
+    with pytest.raises(ValueError, match="timeout_s must be > 0, got 0"):
+        run_tests(PROGRAM, [], timeout_s=0)
+    with pytest.raises(ValueError, match="memory_mb must be >= 64"):
+        run_tests(PROGRAM, [], memory_mb=8)
+
+
+def test_output_is_captured_bounded_and_never_parsed() -> None:
+    """Prints end up in `output`; the verdicts ignore them."""
+    result = run_tests("print('hello')\n", ["print('PASS'); assert False"])
+    assert result.output == "hello\nPASS\n" and result.per_test == [False]
+
+
+def test_legitimate_builtin_subclasses_and_counters_still_compare() -> None:
+    """The AlwaysEqual guard converts subclasses of builtins by their data, not rejects them."""
+    program = (
+        "import collections\nclass MyInt(int): pass\n"
+        "def main():\n    return MyInt(3), collections.Counter('aab')\n"
+    )
+    tests = [
+        "assert main()[0] == 3",
+        "assert main()[1] == {'a': 2, 'b': 1}",
+        "assert all(x > 0 for x in main()[1].values())",
+        "assert not main()[0] == 4",
+    ]
+    assert run_tests(program, tests).per_test == [True] * 4
+
+
+def test_run_many_keeps_job_order() -> None:
+    """run_many returns one result per job, in order."""
+    jobs = [
+        (f"def main():\n    return {i}\n", [f"assert main() == {i}", "assert main() == 1"])
+        for i in range(4)
+    ]
+    results = run_many(jobs, max_workers=2)
+    assert [r.per_test for r in results] == [[True, i == 1] for i in range(4)]
+
+
+def test_isolation_reports_every_layer() -> None:
+    """The report names the mode; as root here every layer is on, with no errors."""
+    report = isolation()
+    assert report.mode in ("root", "userns", "none")
+    assert set(dataclasses.asdict(report)) >= {"pid_namespace", "net_namespace", "separate_uid"}
+    if report.mode == "root":
+        assert report.pid_namespace and report.net_namespace and report.mount_namespace
+        assert report.separate_uid and report.private_proc and report.errors == ()
+    assert "syntax_error" in STATUSES and "timeout" in STATUSES
