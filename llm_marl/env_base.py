@@ -123,7 +123,7 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         self.max_prompt_chars = max_prompt_chars
         self.render_mode = render_mode
         self.data_source = "bundled" if data is None else str(data)
-        records = load_records(data, split=split, bundled=self.bundled_data, limit=max_tasks)
+        records = self.load_task_records(data, split, max_tasks)
         self.tasks: Sequence[TaskT] = [
             self.parse_record(r, i, split) for i, r in enumerate(records)
         ]
@@ -161,6 +161,12 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
             )
 
     # ----------------------------------------------------------------- hooks for subclasses
+    def load_task_records(
+        self, data: str | os.PathLike[str] | None, split: str, max_tasks: int | None
+    ) -> list[dict[str, Any]]:
+        """The data records of ``split``; override for data that is not a bundled JSONL sample."""
+        return load_records(data, split=split, bundled=self.bundled_data, limit=max_tasks)
+
     @abstractmethod
     def parse_record(self, record: Mapping[str, Any], index: int, split: str) -> TaskT:
         """Turn one data record (bundled, local or hub schema) into a task."""

