@@ -76,8 +76,19 @@ def clean_host() -> Iterator[None]:
 
 @pytest.fixture
 def canary() -> Iterator[Path]:
-    """A host file outside any temp dir, readable by everyone, that programs must not touch."""
-    directory = Path(__file__).parent / f"_canary_{uuid.uuid4().hex[:8]}"
+    """A host file outside any temp dir, readable by everyone, that programs must not touch.
+
+    It lives beside the tests unless the checkout is under a folder the sandbox replaces by
+    a private tmpfs (/tmp, /root: a CI clone may sit there), where programs could not see it.
+    """
+    home = Path(__file__).parent
+    if (
+        home.is_relative_to("/tmp")
+        or home.is_relative_to("/root")
+        or home.is_relative_to("/var/tmp")
+    ):
+        home = Path("/var/lib")
+    directory = home / f"llm-marl-canary-{uuid.uuid4().hex[:8]}"
     directory.mkdir(mode=0o755)
     path = directory / "canary.txt"
     path.write_text("untouched")
