@@ -2,9 +2,11 @@
 
 Prompts are left-padded so every completion starts at the same column; a PEFT model with
 several LoRA adapters samples all agents' rows in the same call (``adapter_names``, one per
-row). The log-probabilities of the sampled tokens are then computed in one forward pass with
-:func:`~llm_marl.models.logprobs.completion_logprobs`, the same code the loss uses, so a
-trainer's first importance ratio is exactly 1.
+row). The log-probability of each sampled token is recorded during sampling, from the raw
+logits at the sampling temperature (before top-k/top-p truncation), so no second forward pass
+is needed; it equals what :func:`~llm_marl.models.logprobs.completion_logprobs` recomputes for
+the loss up to float rounding (the cached incremental pass and the full pass sum in different
+orders).
 """
 
 from __future__ import annotations
@@ -13,8 +15,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
-from llm_marl.models.logprobs import completion_logprobs, left_pad
+from llm_marl.models.logprobs import left_pad
+from llm_marl.models.routing import per_row_adapters
 from llm_marl.models.sampling import Completion, FinishReason, SamplingConfig
 
 __all__ = ["eos_ids", "format_prompt", "sample_completions"]
@@ -74,7 +84,7 @@ def sample_completions(
     G = config.num_samples
     rows = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(G)]  # request-major
     step = config.batch_size or len(rows)
-    sampled: list[torch.Tensor] = []
+    sampled: list[tuple[torch.Tensor, torch.Tensor]] = []
     for start in range(0, len(rows), step):
         chunk = rows[start : start + step]
         adapters = None
@@ -82,17 +92,43 @@ def sample_completions(
             adapters = [adapter_of[requests[i][0]] for i, _ in chunk]
         sampled.extend(_generate(model, tokenizer, [ids for _, ids in chunk], config, adapters))
     stops = eos_ids(model, tokenizer)
-    cut = [_finish(tokenizer, tokens, stops, config.stop) for tokens in sampled]
-    logprobs = _sampling_logprobs(
-        model, tokenizer, rows, [tokens for tokens, _ in cut], config, requests, adapter_of
-    )
     out: list[list[Completion]] = [[] for _ in requests]
-    for (i, ids), (tokens, reason), lp in zip(rows, cut, logprobs, strict=True):
+    for (i, ids), (new_tokens, new_logprobs) in zip(rows, sampled, strict=True):
         agent, prompt = requests[i]
+        tokens, reason = _finish(tokenizer, new_tokens, stops, config.stop)
         text_ids = tokens[:-1] if reason == "eos" else tokens
         text = tokenizer.decode(text_ids, skip_special_tokens=True)
-        out[i].append(Completion(agent, prompt, text, ids, tokens, lp.detach(), reason))
+        logprobs = new_logprobs[: tokens.shape[0]].clone()
+        out[i].append(Completion(agent, prompt, text, ids, tokens, logprobs, reason))
     return out
+
+
+class _LogprobRecorder(LogitsProcessor):
+    """Records, step by step, the log-probability of each sampled token at ``temperature``.
+
+    It runs first, on the raw logits, and keeps only one ``(B, V)`` distribution at a time:
+    the token sampled from step t is known at step t + 1 (the last column of ``input_ids``).
+    """
+
+    def __init__(self, temperature: float) -> None:
+        self.temperature = temperature
+        self.pending: torch.Tensor | None = None  # (B, V) log-probs of the last step
+        self.picked: list[torch.Tensor] = []  # one (B,) tensor per sampled token
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self._collect(input_ids[:, -1])
+        self.pending = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+        return scores
+
+    def _collect(self, tokens: torch.Tensor) -> None:
+        if self.pending is not None:
+            self.picked.append(self.pending.gather(1, tokens[:, None])[:, 0])
+            self.pending = None
+
+    def finish(self, last_tokens: torch.Tensor) -> torch.Tensor:
+        """The ``(B, T)`` log-probs, given the tokens of the final step."""
+        self._collect(last_tokens)
+        return torch.stack(self.picked, dim=1)
 
 
 def _generate(
@@ -101,8 +137,9 @@ def _generate(
     prompts: list[torch.Tensor],
     config: SamplingConfig,
     adapters: list[str] | None,
-) -> list[torch.Tensor]:
-    """One ``generate`` call; returns each row's new tokens (padding after EOS included)."""
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One ``generate`` call; each row's new tokens (padding after EOS included) and their
+    log-probabilities under the sampling distribution before truncation."""
     pad_id = _pad_id(tokenizer)
     ids, mask = left_pad(prompts, pad_id)  # (B, P)
     device = next(model.parameters()).device
@@ -111,22 +148,32 @@ def _generate(
         "pad_token_id": pad_id,
         "eos_token_id": sorted(eos_ids(model, tokenizer)),
     }
-    if config.greedy:
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    else:
-        kwargs.update(
-            do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k
-        )
+    # Neutral settings, so generate builds no warpers of its own; ours run after the recorder.
+    recorder = _LogprobRecorder(config.logprob_temperature)
+    processors = LogitsProcessorList([recorder])
+    if not config.greedy:
+        processors.append(TemperatureLogitsWarper(config.temperature))
+        if config.top_k:
+            processors.append(TopKLogitsWarper(config.top_k))
+        if config.top_p < 1:
+            processors.append(TopPLogitsWarper(config.top_p))
+    kwargs.update(
+        do_sample=not config.greedy,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        logits_processor=processors,
+    )
     if config.stop:
         kwargs.update(stop_strings=list(config.stop), tokenizer=tokenizer)
-    if adapters is not None:
-        kwargs["adapter_names"] = adapters
-    with torch.no_grad():
+    routing, extra = per_row_adapters(model, adapters)
+    with torch.no_grad(), routing:
         sequences = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs
+            input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs, **extra
         )  # (B, P + T)
-    new = sequences[:, ids.shape[1] :].cpu()  # (B, T)
-    return list(new)
+    new = sequences[:, ids.shape[1] :]  # (B, T)
+    logprobs = recorder.finish(new[:, -1])  # (B, T)
+    return list(zip(new.cpu(), logprobs.cpu(), strict=True))
 
 
 def _finish(
@@ -157,30 +204,6 @@ def _stop_length(tokenizer: Any, tokens: torch.Tensor, stop: tuple[str, ...]) ->
         mid = (low + high) // 2
         low, high = (low, mid) if has_stop(mid) else (mid + 1, high)
     return low
-
-
-def _sampling_logprobs(
-    model: Any,
-    tokenizer: Any,
-    rows: list[tuple[int, torch.Tensor]],
-    tokens: list[torch.Tensor],
-    config: SamplingConfig,
-    requests: Sequence[tuple[str, str]],
-    adapter_of: dict[str, str] | None,
-) -> list[torch.Tensor]:
-    adapters = None
-    if adapter_of is not None:
-        adapters = [adapter_of[requests[i][0]] for i, _ in rows]
-    with torch.no_grad():
-        return completion_logprobs(
-            model,
-            [ids for _, ids in rows],
-            tokens,
-            pad_id=_pad_id(tokenizer),
-            temperature=config.logprob_temperature,
-            adapter_names=adapters,
-            batch_size=config.batch_size,
-        )
 
 
 def _pad_id(tokenizer: Any) -> int:

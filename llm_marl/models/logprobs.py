@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from llm_marl.models.routing import per_row_adapters
+
 __all__ = ["batch_layout", "completion_logprobs", "left_pad"]
 
 
@@ -62,7 +64,8 @@ def completion_logprobs(
     """Log-probability of each completion token given its prompt: one ``(T_i,)`` tensor each.
 
     Gradients flow when called with grad enabled. ``adapter_names`` (one per row) routes each
-    row through its own PEFT LoRA adapter in the same forward pass. Rows are processed in
+    row through its own PEFT LoRA adapter in the same forward pass
+    (:func:`~llm_marl.models.routing.per_row_adapters`). Rows are processed in
     chunks of ``batch_size`` (all at once when None).
     """
     if len(prompts) != len(completions):
@@ -81,17 +84,18 @@ def completion_logprobs(
             out.extend(torch.zeros(0, device=device) for _ in chunk_completions)
             continue
         ids, mask, positions, width = batch_layout(prompts[rows], chunk_completions, pad_id)
-        kwargs: dict[str, Any] = {}
-        if adapter_names is not None:
-            kwargs["adapter_names"] = list(adapter_names[rows])
-        logits = model(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            logits_to_keep=width + 1,
-            use_cache=False,
-            **kwargs,
-        ).logits[:, :-1]  # (B, T, V): position P - 1 + t predicts completion token t
+        routing, kwargs = per_row_adapters(
+            model, None if adapter_names is None else adapter_names[rows]
+        )
+        with routing:
+            logits = model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                logits_to_keep=width + 1,
+                use_cache=False,
+                **kwargs,
+            ).logits[:, :-1]  # (B, T, V): position P - 1 + t predicts completion token t
         logits = logits.float() / temperature
         targets = ids[:, -width:].to(device)  # (B, T)
         picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)

@@ -86,7 +86,8 @@ class Completion:
     """Token ids of the completion, a ``(T,)`` long tensor; it ends with EOS when one came."""
     logprobs: Any
     """Log-probability of each completion token under the sampling policy, ``(T,)`` float,
-    at :attr:`SamplingConfig.logprob_temperature` (top-p/top-k truncation not applied)."""
+    at :attr:`SamplingConfig.logprob_temperature`, recorded while sampling (top-p/top-k
+    truncation not applied, so it matches :meth:`~llm_marl.models.Team.logprobs`)."""
     finish_reason: FinishReason
     """``"eos"``, ``"stop"`` (a stop string) or ``"length"`` (hit ``max_new_tokens``)."""
     extra: dict[str, Any] = field(default_factory=dict)

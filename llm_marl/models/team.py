@@ -24,6 +24,7 @@ import torch
 
 from llm_marl.models.generation import sample_completions
 from llm_marl.models.logprobs import completion_logprobs
+from llm_marl.models.routing import adapters_off
 from llm_marl.models.sampling import Completion, SamplingConfig
 
 __all__ = ["MANIFEST", "LoRASettings", "LoRATeam", "SeparateTeam", "Team"]
@@ -203,7 +204,7 @@ class LoRATeam(Team):
         self, completions: Sequence[Completion], *, temperature: float = 1.0
     ) -> list[torch.Tensor]:
         """The base model with every adapter disabled."""
-        with torch.no_grad(), self.model.disable_adapter():
+        with torch.no_grad(), adapters_off(self.model):
             return self._logprobs(completions, temperature, None)
 
     def _logprobs(
@@ -339,7 +340,7 @@ class SeparateTeam(Team):
 
     def _reference_model(self, agent: str) -> Any:
         if self.lora is not None:
-            return _adapter_disabled(self.models[agent])
+            return adapters_off(self.models[agent])
         if agent not in self.references:
             raise ValueError(
                 f"agent {agent!r} is fully fine-tuned and no reference copy was kept; load the "
@@ -381,13 +382,6 @@ def _with_adapter(model: Any, lora: LoRASettings, saved: str | os.PathLike[str] 
     if saved is not None:
         return PeftModel.from_pretrained(model, str(saved), is_trainable=True)
     return get_peft_model(model, lora.peft_config())
-
-
-@contextlib.contextmanager
-def _adapter_disabled(model: Any) -> Iterator[Any]:
-    """``with _adapter_disabled(peft_model) as m``: the base model's outputs inside."""
-    with model.disable_adapter():
-        yield model
 
 
 def _relocate_first_adapter(root: Path, first: str) -> None:

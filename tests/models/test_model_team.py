@@ -70,6 +70,15 @@ def test_sampling_logprobs_equal_recomputed_logprobs(team: LoRATeam) -> None:
         assert lp.requires_grad
 
 
+def test_recorded_logprobs_ignore_top_k_and_top_p_truncation(team: LoRATeam) -> None:
+    """With truncation on, the recorded values are still the untruncated policy's."""
+    config = SamplingConfig(num_samples=4, max_new_tokens=10, temperature=0.7, top_k=5, top_p=0.5)
+    completions = flat(team.generate(requests(), config))
+    recomputed = team.logprobs(completions, temperature=0.7)
+    for c, lp in zip(completions, recomputed, strict=True):
+        torch.testing.assert_close(lp.detach(), c.logprobs, atol=1e-5, rtol=0)
+
+
 def test_mixed_adapter_batch_matches_one_agent_at_a_time(team: LoRATeam) -> None:
     """Rows of both agents in one forward pass get each agent's own adapter."""
     completions = flat(team.generate(requests(), CONFIG))
@@ -141,9 +150,12 @@ def test_a_step_on_one_adapter_leaves_the_other_agents_unchanged(team: LoRATeam)
 
 
 def test_reference_is_the_base_with_adapters_disabled(team: LoRATeam) -> None:
-    """Reference log-probs equal the plain base model's and carry no gradient."""
+    """Reference log-probs equal the plain base model's and carry no gradient; afterwards
+    every agent's adapter is still trainable (PEFT's disable_adapter would freeze all but one)."""
     completions = flat(team.generate(requests(), CONFIG))
     reference = team.reference_logprobs(completions)
+    for agent in AGENTS:
+        assert all(p.requires_grad for p in team.trainable_parameters(agent))
     base = load_policy("tiny", agents=["x_0"])  # fresh adapter: B = 0, so outputs are the base's
     expected = base.logprobs(completions_as(completions, "x_0"))
     for r, e in zip(reference, expected, strict=True):
