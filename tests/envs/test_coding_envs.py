@@ -9,8 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from pettingzoo import AECEnv, ParallelEnv
-from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 import llm_marl
 import llm_marl.envs.coding
@@ -27,15 +25,9 @@ def canonical_main_only(task) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_module_has_the_pettingzoo_trio_and_a_doc_page(env_id: str) -> None:
-    """parallel_env, raw_env and env exist; the docstring documents agents, reward, data."""
-    module = importlib.import_module(f"llm_marl.envs.{env_id}")
-    assert isinstance(module.parallel_env(), ParallelEnv)
-    assert isinstance(module.raw_env(), AECEnv)
-    assert isinstance(module.env(), OrderEnforcingWrapper)
-    doc = module.__doc__
-    for needed in ("Agents", "Observation space", "Action space", "Reward", "Data", "Version"):
-        assert needed in doc, needed
+def test_doc_page_names_every_reward_term(env_id: str) -> None:
+    """The docstring documents every coding reward term and the individual shares."""
+    doc = importlib.import_module(f"llm_marl.envs.{env_id}").__doc__
     for needed in (
         "structure_aux",
         "structure_main",
@@ -45,8 +37,6 @@ def test_module_has_the_pettingzoo_trio_and_a_doc_page(env_id: str) -> None:
         "cooperation_nontrivial",
         "cooperation_ignored_penalty",
         "Individual shares",
-        "coder_0",
-        *AGENTS,
     ):
         assert needed in doc, needed
 

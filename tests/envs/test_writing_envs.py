@@ -6,8 +6,6 @@ import importlib
 import pickle
 
 import pytest
-from pettingzoo import AECEnv, ParallelEnv
-from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 import llm_marl
 from llm_marl.rewards.writing import ARXIV_V0, TLDR_V0, score_writing
@@ -19,20 +17,6 @@ LONG = (
     "more; however, moving means leaving friends and an ageing parent behind. Therefore they "
     "weigh career growth against family duty and ask readers for advice."
 )
-
-
-@pytest.mark.parametrize("env_id", SPECS)
-def test_module_has_the_pettingzoo_trio_and_a_doc_page(env_id: str) -> None:
-    """parallel_env, raw_env and env exist; the docstring documents agents, reward, data."""
-    module = importlib.import_module(f"llm_marl.envs.{env_id}")
-    assert isinstance(module.parallel_env(), ParallelEnv)
-    assert isinstance(module.raw_env(), AECEnv)
-    assert isinstance(module.env(), OrderEnforcingWrapper)
-    doc = module.__doc__
-    for needed in ("Agents", "Observation space", "Action space", "Reward", "Data", "Version"):
-        assert needed in doc, needed
-    for agent in module.parallel_env().possible_agents:
-        assert agent in doc
 
 
 @pytest.mark.parametrize("env_id", SPECS)
