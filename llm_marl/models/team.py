@@ -14,6 +14,7 @@ import contextlib
 import copy
 import json
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -165,29 +166,19 @@ class LoRATeam(Team):
         adapters: Mapping[str, str | os.PathLike[str]] | None = None,
     ) -> None:
         """Wrap ``base`` with one adapter per agent: new ones, or saved ones from ``adapters``."""
-        from peft import PeftModel, get_peft_model
-
         super().__init__(agents, source)
         self.lora = lora
         self._tokenizer = tokenizer
-        first, *rest = self.agents
-        if adapters:
-            self.model = PeftModel.from_pretrained(
-                base, str(adapters[first]), adapter_name=first, is_trainable=True
-            )
-            for agent in rest:
-                self.model.load_adapter(str(adapters[agent]), adapter_name=agent, is_trainable=True)
-        else:
-            self.model = get_peft_model(base, lora.peft_config(), adapter_name=first)
-            for agent in rest:
-                self.model.add_adapter(agent, lora.peft_config())
+        with _quiet_peft():
+            self.model = _attach_adapters(base, self.agents, lora, adapters)
         self.model.set_requires_grad(list(self.agents), requires_grad=True)
-        self.model.eval()  # PEFT refuses mixed-adapter batches in training mode
+        self.model.eval()  # no dropout: sampling and the loss see the same policy
 
     def generate(
         self, requests: Sequence[tuple[str, str]], config: SamplingConfig
     ) -> list[list[Completion]]:
-        """Sample every agent's rows in the same ``generate`` calls (mixed-adapter batch)."""
+        """Sample every agent's rows in the same ``generate`` calls, each row through its
+        agent's adapter (:mod:`~llm_marl.models.routing`)."""
         self._check_requests(requests)
         adapter_of = {a: a for a in self.agents}
         return sample_completions(
@@ -376,12 +367,41 @@ class SeparateTeam(Team):
 
 
 # ------------------------------------------------------------------- helpers
-def _with_adapter(model: Any, lora: LoRASettings, saved: str | os.PathLike[str] | None) -> Any:
+def _attach_adapters(
+    base: Any,
+    agents: Sequence[str],
+    lora: LoRASettings,
+    saved: Mapping[str, str | os.PathLike[str]] | None,
+) -> Any:
+    """A PEFT model over ``base`` with one adapter per agent: saved ones, or new ones."""
     from peft import PeftModel, get_peft_model
 
-    if saved is not None:
-        return PeftModel.from_pretrained(model, str(saved), is_trainable=True)
-    return get_peft_model(model, lora.peft_config())
+    first, *rest = agents
+    if saved:
+        model = PeftModel.from_pretrained(
+            base, str(saved[first]), adapter_name=first, is_trainable=True
+        )
+        for agent in rest:
+            model.load_adapter(str(saved[agent]), adapter_name=agent, is_trainable=True)
+        return model
+    model = get_peft_model(base, lora.peft_config(), adapter_name=first)
+    for agent in rest:
+        model.add_adapter(agent, lora.peft_config())
+    return model
+
+
+def _with_adapter(model: Any, lora: LoRASettings, saved: str | os.PathLike[str] | None) -> Any:
+    """``model`` with one adapter named ``default``: a saved one or a new one."""
+    with _quiet_peft():
+        return _attach_adapters(model, ["default"], lora, {"default": saved} if saved else None)
+
+
+@contextlib.contextmanager
+def _quiet_peft() -> Iterator[None]:
+    """Silence one warning PEFT triggers in transformers 5 (a renamed property), nothing else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated")
+        yield
 
 
 def _relocate_first_adapter(root: Path, first: str) -> None:

@@ -182,6 +182,9 @@ def test_lora_team_save_and_load_round_trip(team: LoRATeam, tmp_path: Path) -> N
         assert (saved / agent / "adapter_model.safetensors").is_file()
     reloaded = load_policy(saved)
     assert isinstance(reloaded, LoRATeam) and reloaded.agents == team.agents
+    for agent in AGENTS:  # reloaded adapters train on
+        params = reloaded.trainable_parameters(agent)
+        assert params and all(p.requires_grad for p in params)
     for a, b in zip(team.logprobs(completions), reloaded.logprobs(completions), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="holds agents"):
@@ -222,7 +225,11 @@ def test_heterogeneous_team_from_a_mapping(tmp_path: Path) -> None:
     reference = team.reference_logprobs(flat(groups))
     assert all(not r.requires_grad for r in reference)
     saved = team.save_pretrained(tmp_path / "team")
-    assert isinstance(load_policy(saved), SeparateTeam)
+    reloaded = load_policy(saved)
+    assert isinstance(reloaded, SeparateTeam)
+    assert all(reloaded.num_parameters(a) == team.num_parameters(a) > 0 for a in AGENTS)
+    for a, b in zip(team.logprobs(flat(groups)), reloaded.logprobs(flat(groups)), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 
 def test_full_finetuning_without_reference_copy_refuses_kl() -> None:
