@@ -11,13 +11,17 @@ orders).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from transformers import (
+    GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
@@ -74,8 +78,13 @@ def sample_completions(
         torch.tensor(format_prompt(tokenizer, prompt, config.chat_template), dtype=torch.long)
         for _, prompt in requests
     ]
-    if config.max_prompt_tokens is not None:
-        for (agent, _), ids in zip(requests, prompt_ids, strict=True):
+    for (agent, _), ids in zip(requests, prompt_ids, strict=True):
+        if ids.shape[0] == 0:
+            raise ValueError(
+                f"the prompt of agent {agent!r} has no tokens: give a non-empty prompt, or "
+                "chat_template=True (the template adds its own tokens)"
+            )
+        if config.max_prompt_tokens is not None:
             if ids.shape[0] > config.max_prompt_tokens:
                 raise ValueError(
                     f"the prompt of agent {agent!r} has {ids.shape[0]} tokens, over "
@@ -99,7 +108,18 @@ def sample_completions(
         text_ids = tokens[:-1] if reason == "eos" else tokens
         text = tokenizer.decode(text_ids, skip_special_tokens=True)
         logprobs = new_logprobs[: tokens.shape[0]].clone()
-        out[i].append(Completion(agent, prompt, text, ids, tokens, logprobs, reason))
+        out[i].append(
+            Completion(
+                agent,
+                prompt,
+                text,
+                ids,
+                tokens.clone(),
+                logprobs,
+                reason,
+                temperature=config.logprob_temperature,
+            )
+        )
     return out
 
 
@@ -131,6 +151,27 @@ class _LogprobRecorder(LogitsProcessor):
         return torch.stack(self.picked, dim=1)
 
 
+class _StopStrings(StoppingCriteria):
+    """Ends a row once its completion (never its prompt) contains a stop string.
+
+    It decodes the completion's tail the same way :func:`_finish` decodes the whole
+    completion, so both agree on where a completion stops.
+    """
+
+    def __init__(self, tokenizer: Any, stop: tuple[str, ...], prompt_width: int) -> None:
+        self.tokenizer, self.stop, self.prompt_width = tokenizer, stop, prompt_width
+        # A stop string of n characters lies within the last n tokens that decode to text.
+        self.window = max(len(s) for s in stop) + 2
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        tail = input_ids[:, self.prompt_width :][:, -self.window :]  # (B, <= window)
+        texts = self.tokenizer.batch_decode(tail, skip_special_tokens=True)
+        done = [any(s in text for s in self.stop) for text in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
 def _generate(
     model: Any,
     tokenizer: Any,
@@ -143,37 +184,55 @@ def _generate(
     pad_id = _pad_id(tokenizer)
     ids, mask = left_pad(prompts, pad_id)  # (B, P)
     device = next(model.parameters()).device
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": config.max_new_tokens,
-        "pad_token_id": pad_id,
-        "eos_token_id": sorted(eos_ids(model, tokenizer)),
-    }
-    # Neutral settings, so generate builds no warpers of its own; ours run after the recorder.
+    generation_config = GenerationConfig(
+        max_new_tokens=config.max_new_tokens,
+        do_sample=not config.greedy,
+        pad_token_id=pad_id,
+        eos_token_id=sorted(eos_ids(model, tokenizer)),
+    )
+    if not config.greedy:  # neutral values, so generate builds no warpers of its own
+        generation_config.update(temperature=1.0, top_p=1.0, top_k=0)
     recorder = _LogprobRecorder(config.logprob_temperature)
-    processors = LogitsProcessorList([recorder])
+    processors = LogitsProcessorList([recorder])  # then our warpers, after the recorder
     if not config.greedy:
         processors.append(TemperatureLogitsWarper(config.temperature))
         if config.top_k:
             processors.append(TopKLogitsWarper(config.top_k))
         if config.top_p < 1:
             processors.append(TopPLogitsWarper(config.top_p))
-    kwargs.update(
-        do_sample=not config.greedy,
-        temperature=1.0,
-        top_p=1.0,
-        top_k=0,
-        logits_processor=processors,
-    )
+    criteria = StoppingCriteriaList()
     if config.stop:
-        kwargs.update(stop_strings=list(config.stop), tokenizer=tokenizer)
+        criteria.append(_StopStrings(tokenizer, config.stop, ids.shape[1]))
+    kwargs: dict[str, Any] = {
+        "generation_config": generation_config,
+        "logits_processor": processors,
+        "stopping_criteria": criteria,
+    }
     routing, extra = per_row_adapters(model, adapters)
-    with torch.no_grad(), routing:
+    with torch.no_grad(), routing, _without_model_defaults(model):
         sequences = model.generate(
             input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs, **extra
         )  # (B, P + T)
     new = sequences[:, ids.shape[1] :]  # (B, T)
     logprobs = recorder.finish(new[:, -1])  # (B, T)
     return list(zip(new.cpu(), logprobs.cpu(), strict=True))
+
+
+@contextlib.contextmanager
+def _without_model_defaults(model: Any) -> Iterator[None]:
+    """Hide the model's own generation defaults for the duration of a ``generate`` call.
+
+    transformers fills every setting a call leaves unset from ``model.generation_config``, so a
+    repetition penalty or a minimum length shipped with a model would reshape the logits before
+    the recorder and bias the recorded log-probs; a blank config leaves only ours.
+    """
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    saved = target.generation_config
+    target.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        target.generation_config = saved
 
 
 def _finish(

@@ -57,16 +57,16 @@ def completion_logprobs(
     completions: Sequence[torch.Tensor],
     *,
     pad_id: int,
-    temperature: float = 1.0,
+    temperature: float | Sequence[float] = 1.0,
     adapter_names: Sequence[str] | None = None,
     batch_size: int | None = None,
 ) -> list[torch.Tensor]:
     """Log-probability of each completion token given its prompt: one ``(T_i,)`` tensor each.
 
-    Gradients flow when called with grad enabled. ``adapter_names`` (one per row) routes each
-    row through its own PEFT LoRA adapter in the same forward pass
-    (:func:`~llm_marl.models.routing.per_row_adapters`). Rows are processed in
-    chunks of ``batch_size`` (all at once when None).
+    ``temperature`` is one value or one per row. Gradients flow when called with grad
+    enabled. ``adapter_names`` (one per row) routes each row through its own PEFT LoRA adapter
+    in the same forward pass (:func:`~llm_marl.models.routing.per_row_adapters`). Rows are
+    processed in chunks of ``batch_size`` (all at once when None).
     """
     if len(prompts) != len(completions):
         raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
@@ -74,6 +74,15 @@ def completion_logprobs(
         raise ValueError(f"got {len(adapter_names)} adapter names for {len(prompts)} rows")
     if not prompts:
         return []
+    temperatures = (
+        [float(temperature)] * len(prompts)
+        if isinstance(temperature, int | float)
+        else [float(t) for t in temperature]
+    )
+    if len(temperatures) != len(prompts) or min(temperatures) <= 0:
+        raise ValueError(f"need one positive temperature per row, got {temperature!r}")
+    if min(int(p.shape[0]) for p in prompts) == 0:
+        raise ValueError("every completion needs a prompt of at least one token")
     step = batch_size or len(prompts)
     device = next(model.parameters()).device
     out: list[torch.Tensor] = []
@@ -96,7 +105,8 @@ def completion_logprobs(
                 use_cache=False,
                 **kwargs,
             ).logits[:, :-1]  # (B, T, V): position P - 1 + t predicts completion token t
-        logits = logits.float() / temperature
+        scale = torch.tensor(temperatures[rows], device=device)[:, None, None]  # (B, 1, 1)
+        logits = logits.float() / scale
         targets = ids[:, -width:].to(device)  # (B, T)
         picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
         token_logprobs = picked - torch.logsumexp(logits, dim=-1)  # (B, T)

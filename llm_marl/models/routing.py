@@ -12,6 +12,11 @@ and a 0/1 row mask ``m`` keeps only the rank slots of the row's own adapter, so
 agents. The adapters stay PEFT adapters (created, saved and loaded by PEFT); only the forward
 pass is routed. Gradients reach each adapter through the concatenation. Dropout on the adapter
 input is not applied (teams run in eval mode).
+
+The routing lives in forward hooks installed for the duration of a ``with`` block: it is not
+re-entrant (no nested routing or :func:`adapters_off` inside it), not thread-safe (one block per
+model at a time), and refuses gradient checkpointing, which would re-run the forward pass after
+the block has ended and so without the routing.
 """
 
 from __future__ import annotations
@@ -64,6 +69,15 @@ def adapters_off(model: Any) -> Iterator[Any]:
 def routed_adapters(model: Any, row_adapters: Sequence[str]) -> Iterator[None]:
     """Inside the block, row i of every forward pass of ``model`` (a PEFT model) goes through
     adapter ``row_adapters[i]``; the batch size must be ``len(row_adapters)``."""
+    checkpointing = any(
+        getattr(m, "gradient_checkpointing", False) is True for m in model.modules()
+    )
+    if torch.is_grad_enabled() and checkpointing:
+        raise ValueError(
+            "per-row LoRA routing cannot run under gradient checkpointing (the recomputed "
+            "forward pass would miss the routing); disable it with "
+            "model.gradient_checkpointing_disable()"
+        )
     names = sorted(set(row_adapters))
     rows = torch.tensor([names.index(a) for a in row_adapters])  # (B,) adapter of each row
     handles = []

@@ -83,13 +83,18 @@ class Completion:
     prompt_ids: Any
     """Token ids of the formatted prompt, a ``(P,)`` long tensor."""
     token_ids: Any
-    """Token ids of the completion, a ``(T,)`` long tensor; it ends with EOS when one came."""
+    """Token ids of the completion, a ``(T,)`` long tensor; it ends with EOS when one came.
+    Completions keep their tensors on the CPU; recomputed log-probs come on the model's
+    device."""
     logprobs: Any
     """Log-probability of each completion token under the sampling policy, ``(T,)`` float,
     at :attr:`SamplingConfig.logprob_temperature`, recorded while sampling (top-p/top-k
     truncation not applied, so it matches :meth:`~llm_marl.models.Team.logprobs`)."""
     finish_reason: FinishReason
     """``"eos"``, ``"stop"`` (a stop string) or ``"length"`` (hit ``max_new_tokens``)."""
+    temperature: float = 1.0
+    """Temperature of :attr:`logprobs`; :meth:`~llm_marl.models.Team.logprobs` uses it by
+    default, so a trainer's first importance ratio is 1."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Room for trainers to attach their own bookkeeping."""
 

@@ -14,6 +14,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,6 +34,7 @@ __all__ = ["MANIFEST", "LoRASettings", "LoRATeam", "SeparateTeam", "Team"]
 #: File name of the team manifest inside a saved team folder.
 MANIFEST = "team.json"
 MANIFEST_FORMAT = "llm-marl-team"
+_AGENT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 #: PEFT parameter groups that hold one LoRA adapter's weights (``...lora_A.<adapter>.weight``).
 _LORA_PARTS = ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector")
 
@@ -45,8 +47,6 @@ class LoRASettings:
     """Rank of the update matrices."""
     alpha: int = 32
     """Scaling numerator (the update is scaled by alpha / r)."""
-    dropout: float = 0.0
-    """Dropout on the adapter input; 0 keeps sampling and training log-probs equal."""
     target_modules: str | tuple[str, ...] | None = None
     """Module names to adapt; ``"all-linear"`` for every linear layer but the output head;
     None for PEFT's default of the model type (``q_proj`` and ``v_proj`` for Llama), which
@@ -55,8 +55,6 @@ class LoRASettings:
     def __post_init__(self) -> None:
         if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
             raise ValueError(f"LoRA rank r must be an integer >= 1, got {self.r!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout!r}")
         if isinstance(self.target_modules, list):
             object.__setattr__(self, "target_modules", tuple(self.target_modules))
 
@@ -68,7 +66,7 @@ class LoRASettings:
         return LoraConfig(
             r=self.r,
             lora_alpha=self.alpha,
-            lora_dropout=self.dropout,
+            lora_dropout=0.0,  # teams run in eval mode: sampling and the loss see one policy
             target_modules=targets
             if targets is None or isinstance(targets, str)
             else list(targets),
@@ -85,8 +83,11 @@ class Team(ABC):
         if not agents or len(set(agents)) != len(agents):
             raise ValueError(f"a team needs distinct agent names, got {list(agents)}")
         for agent in agents:
-            if not isinstance(agent, str) or not agent or "/" in agent or agent.startswith("."):
-                raise ValueError(f"agent name {agent!r} must be a plain non-empty string")
+            if not isinstance(agent, str) or not _AGENT_NAME.fullmatch(agent) or agent == "default":
+                raise ValueError(
+                    f"agent name {agent!r} must be letters, digits, '_' or '-' (it names a "
+                    "folder and a PEFT adapter; 'default' is PEFT's own), such as 'helper_0'"
+                )
         self.agents = tuple(agents)
         self.source = source
 
@@ -99,13 +100,25 @@ class Team(ABC):
 
     @abstractmethod
     def logprobs(
-        self, completions: Sequence[Completion], *, temperature: float = 1.0
+        self,
+        completions: Sequence[Completion],
+        *,
+        temperature: float | None = None,
+        batch_size: int | None = None,
     ) -> list[torch.Tensor]:
-        """Per-token log-probs of each completion under its agent's current policy (grad on)."""
+        """Per-token log-probs of each completion under its agent's current policy (grad on).
+
+        ``temperature`` defaults to each completion's sampling temperature (so the first
+        importance ratio is 1); ``batch_size`` bounds the rows of one forward pass.
+        """
 
     @abstractmethod
     def reference_logprobs(
-        self, completions: Sequence[Completion], *, temperature: float = 1.0
+        self,
+        completions: Sequence[Completion],
+        *,
+        temperature: float | None = None,
+        batch_size: int | None = None,
     ) -> list[torch.Tensor]:
         """Per-token log-probs under the frozen reference policy (no grad)."""
 
@@ -186,20 +199,33 @@ class LoRATeam(Team):
         )
 
     def logprobs(
-        self, completions: Sequence[Completion], *, temperature: float = 1.0
+        self,
+        completions: Sequence[Completion],
+        *,
+        temperature: float | None = None,
+        batch_size: int | None = None,
     ) -> list[torch.Tensor]:
         """One forward pass for all agents' completions, each through its own adapter."""
-        return self._logprobs(completions, temperature, [c.agent for c in completions])
+        adapters = [c.agent for c in completions]
+        return self._logprobs(completions, temperature, batch_size, adapters)
 
     def reference_logprobs(
-        self, completions: Sequence[Completion], *, temperature: float = 1.0
+        self,
+        completions: Sequence[Completion],
+        *,
+        temperature: float | None = None,
+        batch_size: int | None = None,
     ) -> list[torch.Tensor]:
         """The base model with every adapter disabled."""
         with torch.no_grad(), adapters_off(self.model):
-            return self._logprobs(completions, temperature, None)
+            return self._logprobs(completions, temperature, batch_size, None)
 
     def _logprobs(
-        self, completions: Sequence[Completion], temperature: float, adapters: list[str] | None
+        self,
+        completions: Sequence[Completion],
+        temperature: float | None,
+        batch_size: int | None,
+        adapters: list[str] | None,
     ) -> list[torch.Tensor]:
         for c in completions:
             self.check_agent(c.agent)
@@ -208,8 +234,9 @@ class LoRATeam(Team):
             [c.prompt_ids for c in completions],
             [c.token_ids for c in completions],
             pad_id=self._tokenizer.pad_token_id,
-            temperature=temperature,
+            temperature=_temperatures(completions, temperature),
             adapter_names=adapters,
+            batch_size=batch_size,
         )
 
     def trainable_parameters(self, agent: str) -> list[torch.nn.Parameter]:
@@ -228,7 +255,9 @@ class LoRATeam(Team):
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(root), selected_adapters=list(self.agents))
-        _relocate_first_adapter(root, self.agents[0])
+        missing = [a for a in self.agents if not (root / a / "adapter_config.json").is_file()]
+        if missing:  # PEFT writes a non-"default" adapter to root/<name>; say so if it did not
+            raise RuntimeError(f"PEFT did not write the adapters of {missing} under {root}")
         _write_manifest(
             root,
             {
@@ -293,20 +322,33 @@ class SeparateTeam(Team):
         return out
 
     def logprobs(
-        self, completions: Sequence[Completion], *, temperature: float = 1.0
+        self,
+        completions: Sequence[Completion],
+        *,
+        temperature: float | None = None,
+        batch_size: int | None = None,
     ) -> list[torch.Tensor]:
         """One forward pass per model."""
-        return self._per_agent(completions, temperature, reference=False)
+        return self._per_agent(completions, temperature, batch_size, reference=False)
 
     def reference_logprobs(
-        self, completions: Sequence[Completion], *, temperature: float = 1.0
+        self,
+        completions: Sequence[Completion],
+        *,
+        temperature: float | None = None,
+        batch_size: int | None = None,
     ) -> list[torch.Tensor]:
         """Adapters disabled (LoRA members) or the frozen initial copy (full fine-tuning)."""
         with torch.no_grad():
-            return self._per_agent(completions, temperature, reference=True)
+            return self._per_agent(completions, temperature, batch_size, reference=True)
 
     def _per_agent(
-        self, completions: Sequence[Completion], temperature: float, *, reference: bool
+        self,
+        completions: Sequence[Completion],
+        temperature: float | None,
+        batch_size: int | None,
+        *,
+        reference: bool,
     ) -> list[torch.Tensor]:
         out: list[torch.Tensor] = [torch.empty(0)] * len(completions)
         for agent in self.agents:
@@ -323,7 +365,8 @@ class SeparateTeam(Team):
                     [completions[i].prompt_ids for i in index],
                     [completions[i].token_ids for i in index],
                     pad_id=self.tokenizers[agent].pad_token_id,
-                    temperature=temperature,
+                    temperature=_temperatures([completions[i] for i in index], temperature),
+                    batch_size=batch_size,
                 )
             for i, value in zip(index, values, strict=True):
                 out[i] = value
@@ -367,6 +410,11 @@ class SeparateTeam(Team):
 
 
 # ------------------------------------------------------------------- helpers
+def _temperatures(completions: Sequence[Completion], temperature: float | None) -> list[float]:
+    """One temperature per completion: the given one, else each completion's own."""
+    return [c.temperature if temperature is None else temperature for c in completions]
+
+
 def _attach_adapters(
     base: Any,
     agents: Sequence[str],
@@ -402,16 +450,6 @@ def _quiet_peft() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated")
         yield
-
-
-def _relocate_first_adapter(root: Path, first: str) -> None:
-    """PEFT saves a non-``default`` adapter in ``root/<name>``: already our layout. Nothing
-    to move unless a PEFT version wrote it at the root."""
-    for name in ("adapter_model.safetensors", "adapter_config.json"):
-        loose = root / name
-        if loose.exists():
-            (root / first).mkdir(exist_ok=True)
-            loose.replace(root / first / name)
 
 
 def _write_manifest(root: Path, body: dict[str, Any]) -> None:

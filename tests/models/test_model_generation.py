@@ -95,3 +95,50 @@ def test_batch_size_splits_generation_without_changing_shapes() -> None:
     groups = team.generate([("a_0", "x"), ("b_1", "y")], config)
     assert [len(g) for g in groups] == [3, 3]
     assert [c.agent for g in groups for c in g] == ["a_0"] * 3 + ["b_1"] * 3
+
+
+def test_a_stop_string_across_the_prompt_boundary_never_cuts_the_completion() -> None:
+    """Only the completion is searched: a prompt ending in "x" with stops "x<letter>" and a
+    first sampled letter neither ends the row early nor fills it with forced padding."""
+    team = load_policy("tiny", agents=["a_0"])
+    pad = team.tokenizer("a_0").pad_token_id
+    stops = tuple("x" + letter for letter in string.ascii_letters)
+    config = SamplingConfig(
+        num_samples=64, max_new_tokens=6, stop=stops, chat_template=False, temperature=2.0
+    )
+    torch.manual_seed(0)
+    completions = team.generate([("a_0", "abcx")], config)[0]
+    risky = [c for c in completions if c.text[:1].isalpha()]
+    assert risky  # rows whose first token completes "x<letter>" across the boundary
+    for c in risky:  # they went on sampling: no tail of forced padding
+        assert c.token_ids[1:].tolist() != [pad] * (c.num_tokens - 1)
+    for c in completions:
+        assert (c.finish_reason == "stop") == any(s in c.text for s in stops)
+
+
+def test_the_models_own_generation_defaults_do_not_bias_recorded_logprobs() -> None:
+    """A repetition penalty or minimum length in the model's generation_config is ignored:
+    the recorded log-probs are still the policy's."""
+    team = load_policy("tiny", agents=["a_0"])
+    team.model.generation_config.repetition_penalty = 1.3
+    team.model.generation_config.min_new_tokens = 5
+    completions = team.generate([("a_0", "go")], SamplingConfig(num_samples=4, max_new_tokens=8))
+    for c, lp in zip(completions[0], team.logprobs(completions[0]), strict=True):
+        torch.testing.assert_close(lp.detach(), c.logprobs, atol=1e-5, rtol=0)
+
+
+def test_logprobs_default_to_the_sampling_temperature() -> None:
+    """Without a temperature, recomputation uses each completion's own: ratio 1 at first."""
+    team = load_policy("tiny", agents=["a_0"])
+    config = SamplingConfig(num_samples=3, max_new_tokens=6, temperature=0.6)
+    completions = team.generate([("a_0", "go")], config)[0]
+    assert all(c.temperature == 0.6 for c in completions)
+    for c, lp in zip(completions, team.logprobs(completions, batch_size=2), strict=True):
+        torch.testing.assert_close(lp.detach(), c.logprobs, atol=1e-5, rtol=0)
+
+
+def test_empty_prompts_are_refused() -> None:
+    """A prompt with no tokens cannot condition a completion."""
+    team = load_policy("tiny", agents=["a_0"])
+    with pytest.raises(ValueError, match="has no tokens"):
+        team.generate([("a_0", "")], SamplingConfig(chat_template=False))

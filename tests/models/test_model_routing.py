@@ -88,3 +88,24 @@ def test_models_that_cannot_be_routed_use_peft_adapter_names(
     _, kwargs = per_row_adapters(team.model, ROWS)
     assert kwargs == {"adapter_names": ROWS}
     assert per_row_adapters(team.model, None)[1] == {}
+
+
+def test_an_error_inside_the_block_still_restores_the_model(team: LoRATeam) -> None:
+    """Hooks and adapter flags are restored when the routed forward raises."""
+    ids = inputs()[:1]
+    team.model.set_adapter("a_0")
+    with torch.no_grad():
+        before = team.model(input_ids=ids).logits
+        with pytest.raises(RuntimeError, match="boom"), routed_adapters(team.model, ["b_1"]):
+            team.model(input_ids=ids)
+            raise RuntimeError("boom")
+        torch.testing.assert_close(team.model(input_ids=ids).logits, before)
+
+
+@pytest.mark.filterwarnings("ignore:`gradient_checkpointing_enable` is deprecated:FutureWarning")
+def test_gradient_checkpointing_is_refused_with_grad(team: LoRATeam) -> None:
+    """The recomputed forward pass would miss the routing: refuse instead of wrong grads."""
+    team.model.gradient_checkpointing_enable()
+    with pytest.raises(ValueError, match="gradient checkpointing"):
+        with routed_adapters(team.model, ROWS):
+            pass

@@ -248,3 +248,6 @@ def test_bad_requests_and_agents_raise_clear_errors(team: LoRATeam) -> None:
         team.generate(["just a prompt"], CONFIG)  # type: ignore[list-item]
     with pytest.raises(ValueError, match="distinct agent names"):
         load_policy("tiny", agents=["a_0", "a_0"])
+    for bad in ("default", "agent.0", "a/b", ""):
+        with pytest.raises(ValueError, match="must be letters, digits"):
+            load_policy("tiny", agents=[bad])
