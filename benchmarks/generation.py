@@ -4,7 +4,7 @@ Speed: one LoRA team (one base, one adapter per agent) samples G completions for
 prompt, either batched across agents in one ``generate`` call (mixed-adapter batch) or one agent
 at a time; tokens per second counts real completion tokens (no padding) over several rounds.
 
-Memory: in a fresh process each, a 2-agent LoRA team and a team of two separate model copies
+Memory (CPU resident memory; on a GPU it would not see device memory): in a fresh process each, a 2-agent LoRA team and a team of two separate model copies
 (``separate=True``) load and sample once; ``*_peak_mb`` is the peak resident memory of that
 process above its resident memory after importing torch and transformers (what the team costs),
 and ``*_process_peak_mb`` the raw peak.

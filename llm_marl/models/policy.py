@@ -45,6 +45,11 @@ def load_policy(
         separate: one model copy per agent even when one base with adapters would do.
         keep_reference: with full fine-tuning, keep a frozen copy per agent for a KL term.
         dtype: torch dtype name (default float32); device: default CUDA when available.
+
+    A saved team folder reloads as it was saved: its manifest decides the agents, LoRA and
+    separate models (``lora``, ``separate`` and ``keep_reference`` are then not used), and its
+    adapters or weights load trainable. Sampling draws from torch's global generator: seed it
+    with ``torch.manual_seed`` for reproducible samples.
     """
     if isinstance(model, Mapping):
         if agents is not None and list(agents) != list(model):
