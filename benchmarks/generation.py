@@ -1,13 +1,15 @@
 """Sampling speed and memory of a 2-agent team on the embedded model (SmolLM2-135M-Instruct).
 
 Speed: one LoRA team (one base, one adapter per agent) samples G completions for each agent's
-prompt, either batched across agents in one ``generate`` call (mixed-adapter batch) or one agent
-at a time; tokens per second counts real completion tokens (no padding) over several rounds.
+prompt, either batched across agents in one ``generate`` call (each row through its agent's
+adapter) or one agent at a time; tokens per second counts real completion tokens (no padding)
+over several rounds.
 
-Memory (CPU resident memory; on a GPU it would not see device memory): in a fresh process each, a 2-agent LoRA team and a team of two separate model copies
+Memory: in a fresh process each, a 2-agent LoRA team and a team of two separate model copies
 (``separate=True``) load and sample once; ``*_peak_mb`` is the peak resident memory of that
 process above its resident memory after importing torch and transformers (what the team costs),
-and ``*_process_peak_mb`` the raw peak.
+and ``*_process_peak_mb`` the raw peak. Resident memory is CPU memory: run it on the CPU (on a
+GPU it would not see device memory).
 
 Usage: ``python benchmarks/generation.py [--quick]``. Prints one JSON object on its last line:
 ``{"batched_tok_s": ..., "sequential_tok_s": ..., "speedup": ..., "team_lora_peak_mb": ...,
