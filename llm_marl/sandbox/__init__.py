@@ -2,7 +2,8 @@
 
 ```python
 from llm_marl.sandbox import run_tests, isolation
-r = run_tests(program, ["assert main(1) == 2", "for i in range(3):\\n    assert main(i) > i"])
+r = run_tests(program, ["assert main(1) == 2", "for i in range(3):\\n    assert main(i) > i"],
+              context="import math")  # trusted code run before each test
 r.passed, r.total, r.status, r.per_test, r.per_test_errors, r.error
 ```
 
@@ -11,62 +12,74 @@ active), `split_check` (HumanEval ``check(candidate)`` -> independent tests), `S
 `Isolation`, `STATUSES`.
 
 Threat model: a program may loop or sleep forever, fork-bomb, eat memory, flood stdout/stderr,
-write huge files, delete/modify host files, read secrets (files, the caller's environment),
-open sockets, kill its parent or process group, exit early (``sys.exit``, ``os._exit``,
-SystemExit/KeyboardInterrupt in a function), print fake "PASS" lines, monkeypatch builtins or
-``AssertionError``, return "AlwaysEqual" objects, or leave background processes (double fork,
-setsid). Nothing that should fail may pass, the host stays unharmed, no process is left behind,
-and concurrent programs do not affect each other.
+write huge files, delete/modify or read host files (data sets with answers included), read the
+caller's environment, open sockets, kill its parent or process group, exit early, print fake
+"PASS" lines, shadow or monkeypatch builtins and modules, introspect the harness (frames,
+``gc``, ``sys.settrace``, /proc), fork to try several answers, return objects with forged
+dunders, or leave background processes (double fork, setsid). Nothing that should fail may
+pass, the host stays unharmed, no process is left behind, and concurrent programs do not affect
+each other.
 
-How (see `zygote`, `harness`, `compiling`, `runner`):
+How (see `zygote`, `harness`, `evaluator`, `wire`, `compiling`, `runner`):
 
-- Fresh interpreter: a zygote (``python -s -S -B -P``: no site, no user site, no bytecode
-  writes, no script dir on sys.path; empty environment but ``PYTHONHASHSEED=0``) is started
-  once per caller process and never runs untrusted code; each program gets a fork of it, so
-  start-up costs ~3 ms instead of ~15 ms for a new interpreter. Only the stdlib is importable.
+- Verdicts in a trusted process: the coordinator ``D`` (pid 1 of the program's namespaces, never
+  runs program code) forks an evaluator ``E`` that runs the tests one after another, and the
+  program's loader ``L`` (which ran the program's top level once) forks a server ``U``. A test that
+  times out, crashes or breaks the protocol fails alone: the next test gets a fresh server (forked
+  again from the loaded program), and a stuck evaluator is replaced; between tests that end cleanly
+  the server's state carries over, as in one ``check`` function. Each test runs in ``E`` with fresh
+  globals and its own deadline: names of the trusted ``context`` (HumanEval prompt helpers,
+  ``candidate = <entry_point>``), then E's own builtins, then the program's names through ``U``: a
+  callable becomes a proxy whose call sends marshalled plain data and gets one plain-data answer
+  (int, float, complex, str, bytes, bool, None, tuple, list, dict, set, frozenset; nothing else
+  crosses, so custom ``__eq__``/``__len__``/``__class__`` never reach a test); a stdlib module
+  becomes E's own copy; a program exception comes back as text (``ValueError: ... (program line
+  3)``) and is re-raised from E's own class. Frames are bounded (16 MiB) and every call honours the
+  test's deadline. ``E`` writes ``<nonce> pass i`` on a private pipe only after the test body
+  returned and nothing unasked arrived (one answer per request: the forks of a program cannot each
+  answer). ``U`` runs as the slot's uid, ``E`` as another one, both not dumpable: ``U`` cannot
+  signal, ptrace or read ``E`` and never sees the nonce or the record pipe; it learns whether an
+  assert failed only from whether the same test calls it again.
+- Fresh interpreter: a zygote (``python -s -S -B -P``, empty environment but
+  ``PYTHONHASHSEED=0``) is started once per caller process and never runs untrusted code; each
+  program gets a fork of it. Only the stdlib is importable.
 - Namespaces (probed at start-up, reported by `isolation`, never dropped silently: a weaker
   mode also emits a RuntimeWarning): pid (killing the program's init kills every process of
-  it, double-forked and setsid ones included), net (no network, not even the host's loopback),
-  mount (private /proc; private tmpfs over /tmp (the working directory, 64 MiB), /var/tmp,
-  /dev/shm, /run/lock: nothing written lands on the host), ipc, uts. As root the program runs
-  as its own unprivileged uid (one per concurrent slot, unique across processes through flock;
-  directories it cannot traverse, such as /root, are replaced by an empty tmpfs with only the
-  stdlib bound back read-only). As non-root the same namespaces live in a user namespace and a
-  nested one drops every capability; the program keeps the caller's uid, so it can still write
-  files the caller owns outside /tmp (`Isolation.separate_uid` is False). Without namespaces
-  (mode ``none``) only the process group, rlimits and a temp dir remain: a setsid'd process can
-  survive and, as root, the program runs as root.
-- Limits: RLIMIT_AS = ``memory_mb`` per process, RLIMIT_NPROC = 64 (per slot uid as root, per
-  user namespace otherwise: a fork bomb stops there), RLIMIT_CPU above every wall deadline,
-  RLIMIT_FSIZE = 16 MiB (SIGXFSZ ignored: the write fails), RLIMIT_NOFILE = 256,
-  RLIMIT_CORE = 0; PR_SET_NO_NEW_PRIVS; stdin is /dev/null. Worst-case memory of one program is
-  64 x ``memory_mb`` (processes x address space) plus its 64 MiB /tmp.
-- Time: ``timeout_s`` bounds the top-level code and each test (wall clock); the caller gives
-  start-up ``STARTUP_S`` and every later step ``timeout_s + TEST_SLACK_S`` without progress
-  before it stops the run, so a whole run lasts at most about
-  ``STARTUP_S + (len(tests) + 1) * (timeout_s + TEST_SLACK_S)``.
-- Verdicts: the parent parses and compiles everything (a program that does not parse is a
-  ``syntax_error`` with line and column; nothing is spawned). The child loads the program once,
-  then forks one process per test from that state, so a crash, exit or hang fails that test
-  only. A test passes only if its process writes ``<nonce> pass <i>`` on a private pipe after
-  the test body returned; the nonce is random per run; stdout/stderr are drained into a bounded
-  buffer (`SandboxResult.output`, 8 KiB) and never parsed. Missing records fail.
-- AlwaysEqual: asserts are rewritten so comparisons, arithmetic, truth tests and builtin calls
-  see exact builtin values (subclasses of builtins are converted by their data; other objects
-  are rejected), and the guards are the test function's parameters, out of reach of
-  monkeypatching. The harness uses builtins captured before the program loads.
-- Cleanup: the caller always (try/finally) stops the program's supervisor, which kills its init
-  and returns only once the kernel has killed every process of the namespace; the zygote is a
-  child subreaper that reaps everything.
+  it), net (no network), mount, ipc, uts. As root the zygote first pivots into a minimal
+  read-only root: the stdlib (site-packages masked), the shared libraries of the interpreter,
+  /dev/null, zero, urandom, random; each run adds a private /proc and tmpfs /tmp (working
+  directory, 64 MiB), /var/tmp, /dev/shm. The repository, data sets, site-packages, /etc and
+  /home are not there (`Isolation.host_filesystem`). As non-root (``userns``) the namespaces
+  live in a user namespace, the program keeps the caller's uid and sees the host's files
+  (evaluator and program share that uid; E is not dumpable). Without namespaces (``none``)
+  only process groups, rlimits and a temp dir remain.
+- Limits: RLIMIT_AS = ``memory_mb`` per process, RLIMIT_NPROC = 16 (per uid as root: a fork
+  bomb stops there), RLIMIT_CPU above every wall deadline, RLIMIT_FSIZE = 16 MiB,
+  RLIMIT_NOFILE = 256, RLIMIT_CORE = 0; PR_SET_NO_NEW_PRIVS; a seccomp filter makes the kernel
+  keyring calls fail in the program (a uid's keyring would outlive the run). Worst-case memory
+  of one program: 16 x ``memory_mb`` for the program's processes, as much for the evaluator's
+  (trusted tests use one), plus 64 MiB of /tmp (no cgroup here: v1 only).
+- Time: ``D`` gives the top-level code ``timeout_s`` and each test ``timeout_s`` (+0.5 s to
+  kill a hung evaluator); the caller stops a step without progress after ``timeout_s + 1`` s and
+  the whole run after ``STARTUP_S + (runnable tests + 1) * (timeout_s + TEST_SLACK_S)``.
+- Caller: parses and compiles everything first (``optimize=0``: asserts stay under ``-O``);
+  records are parsed strictly (index ``[0-9]{1,6}`` below ``len(tests)``, first verdict per
+  test wins, anything else is ignored, never raises); stdout/stderr go to a bounded buffer
+  (`SandboxResult.output`, 8 KiB), never parsed.
+- Cleanup: the caller always (finally) stops the program's supervisor, which kills its init;
+  a uid slot is reused only once no process of it is left. The supervisor dies with the zygote
+  and the init with the supervisor (PR_SET_PDEATHSIG); the zygote kills every running
+  supervisor when its caller's socket closes (the caller exited or was killed).
 
-Residual risks, honestly: the verdict checks run in the program's own process, so a program
-that introspects the harness (``gc``, frames, ``sys.settrace``, ``ctypes``) can find the nonce
-or swap a guard and forge passes; OS isolation still contains what it can do to the host.
-Values reaching an assert only through attribute access or subscripts of program objects, or
-through lenient builtins (``len``, ``str``, ``min`` ...), come from program dunders (those
-results are themselves checked where they are compared). Files readable by everyone (most of
-/usr, /etc, the project tree) stay readable. Kernel bugs are out of scope: for untrusted code at
-scale, add a VM or gVisor boundary.
+Residual risks, honestly: ``E`` unmarshals bytes from the program (``marshal`` is not hardened
+against malicious input; bounded to 16 MiB, in an unprivileged, throwaway process that can at worst
+crash: the test fails). A program may learn, within one test, whether an earlier call's assert
+passed (a later request arrives), but cannot change an answer once given; its state carries over
+between tests that end cleanly (one server for them, as in one ``check``). Arguments are copied to
+the program, so a test that inspects an argument the function mutated sees its own copy. Memory is
+bounded per process, not per run. In ``userns`` mode the host's files stay readable and evaluator
+and program share a uid; in ``none`` mode (and as root there) much less holds. Kernel bugs are out
+of scope: for untrusted code at scale, add a VM or gVisor.
 
 Statuses: see `STATUSES` (``ok``, ``syntax_error``, ``load_error``, ``timeout``, ``crashed``,
 ``sandbox_error``). Importing this package imports neither torch nor the data stack.

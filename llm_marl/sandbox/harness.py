@@ -1,272 +1,53 @@
-"""Child side, part 2: load one program, run each test in its own fork, report verdicts.
+"""Child side, part 2: the coordinator ``D``, the program's loader ``L`` and its servers ``U``.
 
-Trusted code that runs inside the sandbox (stdlib only; imported by the zygote before any
-untrusted code exists). Every reference it relies on (``os.fork``, ``type``, ``marshal.loads``,
-the comparison operators ...) is captured at import time, so a program that monkeypatches
-``os``, ``builtins`` or ``AssertionError`` does not change what the harness calls.
+``D`` (pid 1 of the program's namespaces, trusted, never runs program code) forks ``L``, which
+drops to the program's uid, loads the program once and reports ``loaded`` or its error on a
+control socket. Then ``D`` forks one evaluator ``E`` (`evaluator`, as the evaluator uid) that
+runs the tests in turn. Whenever ``E`` needs a connection to the program it asks ``D``, which
+makes a socketpair and hands one end to ``L`` (which kills the previous server and forks ``U``,
+a server of the loaded program) and the other to ``E``. ``D`` gives each test its time between
+two verdicts of ``E``; a stuck or crashed ``E`` is killed, its test recorded as ``ended`` and a
+new ``E`` takes the remaining tests. ``U`` never sees the nonce, the record fd or ``E``'s
+memory; it can only answer requests, one frame per request.
 
-Protocol: records are lines ``<nonce> <kind> [<index>] [<text>]`` written to a private pipe fd
-(never stdout/stderr). Kinds: ``ready`` (payload read), ``loaded`` / ``load_error <text>``
-(program top level ran), ``pass <i>`` / ``fail <i> <text>`` (written by the test's process
-after the test returned or raised), ``ended <i> <how>`` (written by the loader when the test's
-process ended another way: ``exit <code>``, ``signal <n>`` or ``timeout``), ``done``.
-
-The assert guards (`truth`, `compare`, `binary`, `unary`, `call`) receive values computed by
-program code and only let exact builtin values reach a comparison, an operator, a truth test
-or a builtin function: a subclass of a builtin is converted to the exact type with the base
-type's own C method (its data, not its overridden dunders); anything else is rejected with a
-TypeError. This defeats "AlwaysEqual" objects and forged ``__bool__``/``__sub__``/``__abs__``.
+Records are lines ``<nonce> <kind> [<index>] [<text>]`` on a private pipe, written by ``D`` and
+the evaluators only: ``ready``, ``loaded`` / ``load_error <text>`` / ``load_timeout`` /
+``load_crash``, ``pass <i>`` / ``fail <i> <text>`` (by ``E``), ``ended <i> <how>`` (a test
+that ended without a verdict: ``timeout`` or a crash description), ``done``.
 """
 
 from __future__ import annotations
 
 import builtins
+import gc
 import marshal
-import operator
 import os
 import select
+import socket
 import sys
-import types
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from typing import Any
 
-# Functions defined below resolve builtins in this snapshot, not in the shared ``builtins``
-# module that the program may patch (a function binds its builtins when it is created).
-__builtins__ = dict(vars(builtins))  # type: ignore[assignment]
+try:
+    from . import evaluator, wire
+except ImportError:  # imported by the zygote script as a sibling file
+    import evaluator  # type: ignore[no-redef]
+    import wire  # type: ignore[no-redef]
 
-_fork, _exit, _write, _close = os.fork, os._exit, os.write, os.close
-_waitpid, _kill, _killpg, _setpgid = os.waitpid, os.kill, os.killpg, os.setpgid
-_pidfd_open, _select, _loads = os.pidfd_open, select.select, marshal.loads
-_make_function = types.FunctionType
-_type, _isinstance, _str, _len, _tuple = type, isinstance, str, len, tuple
-_list, _dict, _set, _frozenset, _bool = list, dict, set, frozenset, bool
-_mro = type.__dict__["__mro__"].__get__
-_flags = type.__dict__["__flags__"].__get__
-_name = type.__dict__["__name__"].__get__
-_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class created by Python code (monkeypatchable)
-_FUNCTION = _type(_fork)  # builtin_function_or_method
-_CALLABLE_ARGS = (
-    types.BuiltinFunctionType,
-    types.FunctionType,
-    types.MethodType,
-    types.MethodDescriptorType,
-    types.WrapperDescriptorType,
-    type,
-)
+RECORD_FD, CONTROL_FD = 3, 4  # fds of an evaluator: its record pipe and its socket to D
+GRACE_S = 0.5  # after a test's own deadline, before D kills its evaluator
 _SIGKILL = 9
-LENIENT = frozenset(
-    map(
-        id,
-        (
-            sorted,
-            list,
-            tuple,
-            set,
-            frozenset,
-            dict,
-            len,
-            iter,
-            next,
-            enumerate,
-            zip,
-            map,
-            reversed,
-            sum,
-            min,
-            max,
-            str,
-            repr,
-            print,
-            isinstance,
-            type,
-            id,
-            hash,
-            getattr,
-            hasattr,
-            callable,
-            format,
-            range,
-        ),
-    )
-)
-_VERDICT_EXIT = 86  # exit status of a test process that reached the end of its test body
-
-_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, range, type(...), type})
-# Builtin bases and the base's own C method that copies a subclass instance's raw data.
-_BASES: tuple[tuple[type, Callable[[Any], Any]], ...] = (
-    (int, int.__int__),
-    (float, float.__float__),
-    (complex, complex.__complex__),
-    (str, str.__str__),
-    (bytes, bytes.__bytes__),
-    (list, list.copy),
-    (tuple, lambda v: tuple.__getitem__(v, slice(None))),
-    (dict, dict.copy),
-    (set, set.copy),
-    (frozenset, frozenset.copy),
-)
-_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "Eq": operator.eq,
-    "NotEq": operator.ne,
-    "Lt": operator.lt,
-    "LtE": operator.le,
-    "Gt": operator.gt,
-    "GtE": operator.ge,
-    "In": lambda a, b: a in b,
-    "NotIn": lambda a, b: a not in b,
-}
-_BINARY: dict[str, Callable[[Any, Any], Any]] = {
-    "Add": operator.add,
-    "Sub": operator.sub,
-    "Mult": operator.mul,
-    "Div": operator.truediv,
-    "FloorDiv": operator.floordiv,
-    "Mod": operator.mod,
-    "Pow": operator.pow,
-    "LShift": operator.lshift,
-    "RShift": operator.rshift,
-    "BitOr": operator.or_,
-    "BitXor": operator.xor,
-    "BitAnd": operator.and_,
-    "MatMult": operator.matmul,
-}
-_UNARY: dict[str, Callable[[Any], Any]] = {
-    "USub": operator.neg,
-    "UAdd": operator.pos,
-    "Invert": operator.invert,
-}
-
-
-class _Untrusted(TypeError):
-    """A value of a non-builtin type reached a guarded assert operation."""
-
-
-def plain(value: Any) -> Any:
-    """``value`` as exact builtin values all the way down, or raise TypeError."""
-    kind = _type(value)
-    if kind in _SCALARS:
-        return value
-    if kind is _list:
-        return [plain(item) for item in value]
-    if kind is _tuple:
-        return _tuple([plain(item) for item in value])
-    if kind is _dict:
-        return {plain(key): plain(item) for key, item in _dict.items(value)}
-    if kind is _set or kind is _frozenset:
-        return kind([plain(item) for item in value])
-    bases = _mro(kind)
-    for base, copy in _BASES:
-        if base in bases:
-            return plain(copy(value))
-    raise _Untrusted(
-        f"an assert used a value of type {_name(kind)!r}; only builtin values "
-        "(numbers, strings, bytes, None, lists, tuples, dicts, sets) are compared"
-    )
-
-
-def truth(value: Any) -> bool:
-    """Truth value of ``value`` decided on its exact builtin form."""
-    return _bool(plain(value))
-
-
-def compare(ops: tuple[str, ...], *values: Any) -> bool:
-    """A (chained) comparison decided on exact builtin forms; ``is`` stays identity."""
-    for index, op in enumerate(ops):
-        left, right = values[index], values[index + 1]
-        if op == "Is" or op == "IsNot":
-            result = (left is right) == (op == "Is")
-        else:
-            result = _bool(_COMPARE[op](plain(left), plain(right)))
-        if not result:
-            return False
-    return True
-
-
-def binary(op: str, left: Any, right: Any) -> Any:
-    """An arithmetic operator applied to exact builtin forms."""
-    return _BINARY[op](plain(left), plain(right))
-
-
-def unary(op: str, operand: Any) -> Any:
-    """A unary operator applied to an exact builtin form."""
-    return _UNARY[op](plain(operand))
-
-
-def _checked_items(iterable: Any) -> Iterator[Any]:
-    for item in iterable:
-        yield plain(item)
-
-
-def _argument(value: Any, lenient: bool) -> Any:
-    """A builtin function's argument as exact builtin values where it matters.
-
-    ``lenient`` builtins (`LENIENT`) only repackage what they get, and their result is checked
-    where it is compared, so any argument goes through. The others (``abs``, ``bool``, ``all``,
-    ``math.*``, ``operator.*`` ...) turn dunder results into real numbers and bools: they get
-    exact builtin values, callables, or iterables whose items are checked one by one.
-    """
-    try:
-        return plain(value)
-    except _Untrusted:
-        if lenient or _isinstance(value, _CALLABLE_ARGS):
-            return value
-        kind = _type(value)
-        if hasattr(kind, "__iter__") or hasattr(kind, "__next__"):
-            return _checked_items(value)  # lazy: iterators may be long or infinite
-        raise
-
-
-def call(function: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call ``function``; a builtin one gets arguments checked by `_argument`."""
-    kind = _type(function)
-    if kind is _FUNCTION or (kind is _type and not _flags(function) & _HEAPTYPE):
-        lenient = id(function) in LENIENT
-        args = _tuple([_argument(arg, lenient) for arg in args])
-        kwargs = {key: _argument(value, lenient) for key, value in kwargs.items()}
-    return function(*args, **kwargs)
-
-
-GUARDS = (truth, compare, binary, unary, call)  # order = parameters of the test function
-
-
-def describe(error: BaseException) -> str:
-    """First line of an exception with the line where it was raised in the program/test."""
-    name = _name(_type(error))
-    try:
-        lines = _str(error).strip().splitlines()
-        message = lines[0][:300] if lines else ""
-    except BaseException:
-        message = "<unprintable message>"
-    where, tb = "", error.__traceback__
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if filename in ("<program>", "<test>"):
-            where = f" ({filename[1:-1]} line {tb.tb_lineno})"
-        tb = tb.tb_next
-    return f"{name}: {message}{where}" if message else f"{name}{where}"
+_monotonic = time.monotonic
+Become = Callable[[str], None]  # drop to "program" or "evaluator" privileges and limits
 
 
 def _reporter(nonce: str, fd: int) -> Callable[..., None]:
     def record(*parts: str) -> None:
         text = " ".join((nonce, *parts)).replace("\n", " ").replace("\r", " ")
-        _write(fd, (text[:2000] + "\n").encode("utf-8", "replace"))
+        os.write(fd, (text[:2000] + "\n").encode("utf-8", "replace"))
 
     return record
-
-
-def _test_process(index: int, test: Callable[..., None], record: Callable[..., None]) -> None:
-    """Body of one test's process: never returns."""
-    try:
-        _setpgid(0, 0)  # its own group, so the loader can kill what it spawns
-        try:
-            test(*GUARDS)
-            _flush()
-            record("pass", _str(index))
-        except BaseException as error:
-            _flush()
-            record("fail", _str(index), describe(error))
-    finally:
-        _exit(_VERDICT_EXIT)
 
 
 def _flush() -> None:
@@ -278,70 +59,265 @@ def _flush() -> None:
             pass
 
 
-def _await(pid: int, timeout_s: float) -> str:
-    """Wait for a test's process at most ``timeout_s``; kill its group; say how it ended.
-
-    Returns ``""`` for a normal exit after a verdict was possible (exit status 0)."""
-    pidfd = _pidfd_open(pid)
-    try:
-        ready, _, _ = _select([pidfd], [], [], timeout_s)
-    finally:
-        _close(pidfd)
-    for kill, target in ((_killpg, pid), (_kill, pid)):
-        try:
-            kill(target, _SIGKILL)
-        except OSError:
-            pass
-    _, status = _waitpid(pid, 0)
-    _reap_orphans()
-    if not ready:
-        return "timeout"
-    if os.WIFSIGNALED(status):
-        return f"signal {os.WTERMSIG(status)}"
-    code = os.WEXITSTATUS(status)
-    return "" if code == _VERDICT_EXIT else f"exit {code}"
+# ---------------------------------------------------------------- untrusted side: L and U
 
 
-def _reap_orphans() -> None:
-    """As pid 1 of its namespace the loader inherits orphans: reap the dead ones."""
-    while True:
-        try:
-            pid, _ = _waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def run(payload: dict[str, Any], fd: int) -> None:
-    """Load the program, run every test in a fork of the loaded state, report on ``fd``."""
-    record = _reporter(payload["nonce"], fd)
-    program = _loads(payload["program"])
-    tests = [None if blob is None else _loads(blob) for blob in payload["tests"]]
-    timeout_s: float = payload["timeout_s"]
-    module = _type(sys)("solution")
+def _load(program: Any, control: socket.socket) -> None:
+    """``L``: run the program's top level, report, then fork a server per connection asked."""
+    module = type(sys)("solution")
     namespace = module.__dict__
     namespace["__builtins__"] = builtins
     sys.modules["solution"] = module
-    for name in ("harness", "zygote", "llm_marl.sandbox.harness", "llm_marl.sandbox.zygote"):
-        sys.modules.pop(name, None)
     sys.argv = ["solution"]
-    record("ready")
     try:
         exec(program, namespace)
     except BaseException as error:
-        record("load_error", describe(error))
+        _flush()
+        control.send(b"error " + wire.describe(error)[:2000].encode("utf-8", "replace"))
         return
     _flush()
-    record("loaded")
-    for index, code in enumerate(tests):
-        if code is None:
+    gc.freeze()
+    control.send(b"loaded")
+    previous = 0
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 16, 1)
+        if previous:  # the last test is over: its server and what it spawned go
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(previous, _SIGKILL)
+                except OSError:
+                    pass
+        _reap()
+        if not message:
+            return
+        for fd in fds[1:]:
+            os.close(fd)
+        if not fds:
             continue
-        test = _make_function(code, namespace)
-        pid = _fork()
-        if pid == 0:
-            _test_process(index, test, record)
-        how = _await(pid, timeout_s)
-        if how:
-            record("ended", _str(index), how)
+        previous = os.fork()
+        if previous == 0:
+            control.close()
+            os.setpgid(0, 0)
+            _serve(fds[0], namespace)
+        os.close(fds[0])
+
+
+def _reap() -> None:
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+def _serve(fd: int, namespace: dict[str, Any]) -> None:
+    """``U``: answer the evaluator's requests until it hangs up."""
+    try:
+        while True:
+            op, name, args, kwargs = marshal.loads(wire.recv_frame(fd))
+            reply = _answer(op, name, args, kwargs, namespace)
+            _flush()
+            try:
+                data = marshal.dumps(reply)
+            except (ValueError, TypeError, RecursionError):
+                data = b""
+            if not data or len(data) > wire.FRAME_LIMIT:
+                kind = "too large" if data else f"not plain data: {type(reply[-1]).__name__}"
+                data = marshal.dumps(("raise", f"TypeError: result of {name}(...) is {kind}"))
+            wire.send_frame(fd, data)
+    finally:
+        os._exit(0)
+
+
+def _answer(op: str, name: str, args: tuple, kwargs: dict, namespace: dict[str, Any]) -> tuple:
+    if name not in namespace:
+        if op == "get":
+            return ("missing",)
+        return ("raise", f"NameError: name {name!r} is not defined")
+    value = namespace[name]
+    if op == "get" and type(value) is type(sys) and type(value.__name__) is str:
+        return ("module", value.__name__)
+    if op == "get" and callable(value):
+        return ("call",)
+    if op == "call":
+        try:
+            value = value(*args, **kwargs)
+        except BaseException as error:
+            return ("raise", wire.describe(error))
+    try:
+        return ("ok", plain(value))
+    except TypeError as error:
+        if op == "get":
+            return ("bad", str(error))
+        return ("raise", f"TypeError: result of {name}(...) is not plain data: {error}")
+
+
+_BASES: tuple[tuple[type, Callable[[Any], Any]], ...] = (
+    (bool, bool.__bool__),
+    (int, int.__int__),
+    (float, float.__float__),
+    (complex, complex.__complex__),
+    (str, str.__str__),
+    (bytes, bytes.__bytes__),
+    (list, list.copy),
+    (tuple, lambda v: tuple.__getitem__(v, slice(None))),
+    (dict, dict.copy),
+    (set, set.copy),
+    (frozenset, frozenset.copy),
+)
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as plain data: subclasses of builtins by their data (a Counter is a dict);
+    raises TypeError naming the first other type. A courtesy for honest programs: the
+    evaluator checks again what it receives."""
+    kind = type(value)
+    if kind in wire.PLAIN_SCALARS:
+        return value
+    if depth > 200:
+        raise TypeError("nested too deeply")
+    if kind is list or kind is tuple or kind is set or kind is frozenset:
+        return kind(plain(item, depth + 1) for item in value)
+    if kind is dict:
+        return {plain(k, depth + 1): plain(v, depth + 1) for k, v in dict.items(value)}
+    for base, copy in _BASES:
+        if isinstance(value, base):
+            return plain(copy(value), depth + 1)
+    raise TypeError(kind.__name__)
+
+
+# ---------------------------------------------------------------- trusted side: D
+
+
+def coordinate(payload: dict[str, Any], become: Become) -> None:
+    """``D``: load the program in ``L``, then run the tests in ``E`` against ``U``."""
+    record = _reporter(payload["nonce"], RECORD_FD)
+    timeout_s: float = payload["timeout_s"]
+    tests = [None if blob is None else marshal.loads(blob) for blob in payload["tests"]]
+    context = marshal.loads(payload["context"]) if payload["context"] else None
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    loader = os.fork()
+    if loader == 0:
+        try:
+            ours.close()
+            os.dup2(theirs.fileno(), RECORD_FD)  # the record pipe's copy is gone
+            theirs.close()
+            os.closerange(RECORD_FD + 1, 1 << 16)
+            become("program")
+            _load(marshal.loads(payload["program"]), socket.socket(fileno=RECORD_FD))
+        finally:
+            os._exit(0)
+    theirs.close()
+    record("ready")
+    report = _receive(ours, _monotonic() + timeout_s)
+    if report != b"loaded":
+        if report is None:
+            record("load_timeout")
+        elif report.startswith(b"error "):
+            record("load_error", report[6:].decode("utf-8", "replace"))
+        else:
+            record("load_crash")
+        return
+    record("loaded")
+    ours.setblocking(False)
+    pending = [(index, test) for index, test in enumerate(tests) if test is not None]
+    while pending:  # one evaluator runs the tests in turn; a new one after a stuck test
+        done, how = _evaluate(pending, context, ours, timeout_s, record, become)
+        if done < len(pending):
+            record("ended", str(pending[done][0]), how)
+            done += 1
+        pending = pending[done:]
     record("done")
+
+
+def _new_server(control: socket.socket) -> socket.socket:
+    """A connection to a fresh server ``U`` of the loaded program, forked by ``L`` (which
+    kills the previous server)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        socket.send_fds(control, [b"t"], [theirs.fileno()])
+    except OSError:  # the loader is gone or stuck: the evaluator finds a closed peer
+        pass
+    theirs.close()
+    return ours
+
+
+def _receive(sock: socket.socket, deadline: float) -> bytes | None:
+    """One message of ``L`` before ``deadline``: None on timeout, b"" if it is gone."""
+    if not select.select([sock], [], [], max(0.0, deadline - _monotonic()))[0]:
+        return None
+    try:
+        return sock.recv(4096)
+    except OSError:
+        return b""
+
+
+def _evaluate(
+    tests: list[tuple[int, Any]],
+    context: Any,
+    loader: socket.socket,
+    timeout_s: float,
+    record: Callable[..., None],
+    become: Become,
+) -> tuple[int, str]:
+    """Run ``tests`` in one evaluator ``E``; returns how many got a verdict, and how the
+    next one ended when ``E`` stopped early (timeout or crash).
+
+    ``E`` asks for a connection to a fresh server (``n``) whenever it needs one and says
+    ``d`` after each verdict; each test gets ``timeout_s`` (plus a grace) between two ``d``.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            loader.close()
+            ours.close()
+            os.dup2(theirs.fileno(), CONTROL_FD)
+            theirs.close()
+            os.closerange(CONTROL_FD + 1, 1 << 16)
+            os.setpgid(0, 0)
+            become("evaluator")
+            evaluator.evaluate_all(tests, context, CONTROL_FD, timeout_s, record)
+        finally:
+            os._exit(0)
+    theirs.close()
+    done, how = 0, ""
+    deadline = _monotonic() + timeout_s + GRACE_S
+    while done < len(tests):
+        if not select.select([ours], [], [], max(0.0, deadline - _monotonic()))[0]:
+            how = "timeout"
+            break
+        try:
+            message = ours.recv(16)
+        except OSError:
+            message = b""
+        if message == b"d":
+            done += 1
+            deadline = _monotonic() + timeout_s + GRACE_S
+        elif message == b"n":
+            server = _new_server(loader)
+            try:
+                socket.send_fds(ours, [b"c"], [server.fileno()])
+            except OSError:
+                pass
+            server.close()
+        else:  # gone (or nonsense): it crashed
+            how = "crash"
+            break
+    ours.close()
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, _SIGKILL)
+        except OSError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    _reap()  # as pid 1, D inherits orphans: reap the dead ones
+    if how == "crash":
+        ended = (
+            f"signal {os.WTERMSIG(status)}"
+            if os.WIFSIGNALED(status)
+            else (f"exit status {os.WEXITSTATUS(status)}")
+        )
+        how = f"the test's process ended without a verdict ({ended})"
+    return done, how

@@ -59,8 +59,7 @@ class Isolation:
     net_namespace: bool
     """No network: only a down loopback device."""
     mount_namespace: bool
-    """Private tmpfs over /tmp, /var/tmp, /dev/shm, /run/lock; unreadable dirs (e.g. /root)
-    hidden except the stdlib, bound back read-only."""
+    """Private tmpfs over /tmp, /var/tmp, /dev/shm, /run/lock (see `host_filesystem`)."""
     ipc_uts_namespaces: bool
     private_proc: bool
     """/proc shows only the program's own processes."""
@@ -71,5 +70,9 @@ class Isolation:
     """RLIMIT_* set for every program process."""
     fresh_interpreter: str
     """How each program gets a clean interpreter."""
+    verdicts: str = ""
+    """Where the tests run and the verdicts are decided."""
+    host_filesystem: str = ""
+    """What of the host's files a program can see."""
     errors: tuple[str, ...] = ()
     """Why stronger modes were rejected (empty when the strongest possible mode is active)."""

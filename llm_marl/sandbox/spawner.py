@@ -24,7 +24,8 @@ from llm_marl.sandbox.result import Isolation
 
 ZYGOTE_SCRIPT = Path(__file__).with_name("zygote.py")
 BASE_UID = 2_100_000_000
-"""Slot ``k`` runs as uid/gid ``BASE_UID + k``: far above any real account or subuid range."""
+"""Slot ``k`` runs its program as uid/gid ``BASE_UID + k`` and its evaluators as
+``BASE_UID + MAX_SLOTS + k``: far above any real account or subuid range."""
 MAX_SLOTS = 1024
 RLIMITS = (
     "RLIMIT_AS",
@@ -94,8 +95,17 @@ def _isolation(report: dict[str, Any]) -> Isolation:
         no_new_privs=chosen is not None,
         rlimits=RLIMITS if chosen else (),
         fresh_interpreter="fork of a clean zygote (python -s -S -B -P, empty environment, "
-        "PYTHONHASHSEED=0) that never runs untrusted code; one fork per test",
-        errors=tuple(f"{r['mode']}: {r['error']}" for r in reports if not r["ok"]),
+        "PYTHONHASHSEED=0) that never runs untrusted code; one server fork per test",
+        verdicts="in a trusted evaluator per test that never runs program code and only "
+        "receives plain data from the program"
+        + (" (its own uid)" if mode == "root" else " (same uid, not dumpable)"),
+        host_filesystem=(
+            "hidden: minimal read-only root (stdlib, shared libraries, /dev nodes)"
+            if mode == "root" and report.get("minimal_root")
+            else "visible where permissions allow (read-only for a separate uid)"
+        ),
+        errors=tuple(f"{r['mode']}: {r['error']}" for r in reports if not r["ok"])
+        + ((report["root_error"],) if report.get("root_error") else ()),
     )
 
 

@@ -8,10 +8,15 @@ three fds (payload read end, result write end, output write end); the reply carr
 the program's supervisor.
 
 Per request: supervisor ``C`` (setsid; unshare namespaces) forks ``D``, the program's init
-process. ``D`` sets up a private filesystem view, drops privileges, sets rlimits, reads the
-payload and hands over to `harness.run`. ``C`` waits for ``D``; on SIGTERM it kills ``D``, whose
-exit as pid 1 makes the kernel kill every process of the namespace before ``C`` returns. ``D``
-also gets SIGKILL if ``C`` dies (PR_SET_PDEATHSIG).
+process. ``D`` sets up a private filesystem view, reads the payload and hands over to
+`harness.coordinate`, which forks the program's loader and the tests' evaluators; each drops
+its privileges and sets its rlimits (`_becomer`). ``C`` waits for ``D``; on SIGTERM it kills
+``D``, whose exit as pid 1 makes the kernel kill every process of the namespace before ``C``
+returns. ``C`` gets SIGKILL if the zygote dies, ``D`` if ``C`` dies (PR_SET_PDEATHSIG), and the
+zygote kills every running ``C`` when its caller's socket closes (the caller exited or died).
+
+As root the zygote first moves itself into a minimal read-only root (`minimal_root`), so every
+program sees only the stdlib, shared libraries and its own private /tmp and /proc.
 
 Modes (first that passes its probe): ``root`` (euid 0: pid/net/mount/ipc/uts namespaces and
 setresuid to a per-slot unprivileged uid), ``userns`` (not root: the same namespaces inside a
@@ -22,9 +27,12 @@ the caller's uid), ``none`` (no namespaces allowed: new session, rlimits and a t
 from __future__ import annotations
 
 import ctypes
+import gc
 import marshal
+import math
 import os
 import resource
+import select
 import signal
 import socket
 import sys
@@ -44,9 +52,51 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 NAMESPACES = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 4096, 8192, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 EXTRA_TMPFS = ("/var/tmp", "/dev/shm", "/run/lock")  # other world-writable places
 MODES = ("root", "userns", "none")
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, -1)
+SYSTEM_LIBS = ("/usr/lib", "/lib", "/usr/lib64", "/lib64", "/usr/lib32", "/lib32")
+DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
+# seccomp: the kernel keyrings (add_key, request_key, keyctl) answer EPERM. A uid's user
+# keyring outlives its processes, so it would carry data from one run of a slot to the next.
+_ARCH = {"x86_64": (0xC000003E, 248), "aarch64": (0xC00000B7, 217)}.get(os.uname().machine)
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+
+
+def _keyring_filter() -> ctypes.Array | None:
+    if _ARCH is None:
+        return None
+    arch, first = _ARCH
+    errno_eperm, allow = 0x00050001, 0x7FFF0000
+    code = [  # (code, jt, jf, k)
+        (0x20, 0, 0, 4),  # ld arch
+        (0x15, 0, 6, arch),  # jeq arch ? next : allow
+        (0x20, 0, 0, 0),  # ld nr
+        (0x35, 3, 0, 0x40000000),  # jge x32 syscalls ? eperm
+        (0x15, 2, 0, first),  # add_key
+        (0x15, 1, 0, first + 1),  # request_key
+        (0x15, 0, 1, first + 2),  # keyctl ? eperm : allow
+        (0x06, 0, 0, errno_eperm),
+        (0x06, 0, 0, allow),
+    ]
+    packed = b"".join(
+        c.to_bytes(2, "little") + bytes([t, f]) + k.to_bytes(4, "little") for c, t, f, k in code
+    )
+    return ctypes.create_string_buffer(packed, len(packed))
+
+
+_FILTER = _keyring_filter()
+
+
+def _no_keyrings() -> None:
+    if _FILTER is None:
+        return
+    header = ctypes.create_string_buffer(16)  # struct sock_fprog { u16 len; filter *code }
+    ctypes.memmove(header, (len(_FILTER) // 8).to_bytes(2, "little") + b"\0" * 6, 8)
+    ctypes.memmove(ctypes.addressof(header) + 8, ctypes.addressof(_FILTER).to_bytes(8, "little"), 8)
+    result = _libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), header, 0, 0)
+    _check(result, "seccomp")
 
 
 def _check(result: int, what: str) -> None:
@@ -74,25 +124,74 @@ def _prctl(option: int, value: int) -> None:
     _check(_libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0), "prctl")
 
 
-def hidden_paths() -> list[tuple[str, list[str]]]:
-    """Directories a dropped uid cannot traverse but must see inside (the stdlib's path).
-
-    Each entry is (topmost such ancestor, paths below it to bind back read-only); the
-    ancestor is replaced by an empty tmpfs, which also hides everything else in it (/root).
-    """
-    plan: dict[str, list[str]] = {}
-    for needed in {os.path.realpath(os.path.dirname(os.__file__))}:
-        parts = needed.split("/")
-        for depth in range(2, len(parts) + 1):
-            ancestor = "/".join(parts[:depth])
-            if not os.stat(ancestor).st_mode & 0o001:
-                plan.setdefault(ancestor, []).append(needed)
-                break
-    return sorted(plan.items())
+def _bind(source: str, target: str, root: str) -> None:
+    """Bind ``source`` read-only at ``root + target`` (a file or a directory)."""
+    path = root + target
+    if os.path.isdir(source):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        open(path, "a").close()
+    _mount(source, path, None, MS_BIND | MS_REC)
+    nodev = 0 if source in DEVICES else MS_NODEV
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | nodev)
 
 
-def _setup_filesystem(hidden: list[tuple[str, list[str]]], tmp_mb: int) -> bool:
-    """Private /proc, tmpfs over every world-writable place; returns whether /proc is private."""
+def _needed() -> tuple[list[str], list[str]]:
+    """(directories, files) the programs need: the stdlib (with lib-dynload) and the shared
+    libraries of the interpreter and its extension modules (their system directories)."""
+    stdlib = os.path.realpath(os.path.dirname(os.__file__))
+    dynload = os.path.realpath(os.path.dirname(math.__file__)) if hasattr(math, "__file__") else ""
+    directories, files = {stdlib}, set()
+    if dynload and not dynload.startswith(stdlib + "/"):
+        directories.add(dynload)
+    with open("/proc/self/maps") as maps:
+        mapped = {line.split(None, 5)[-1].strip() for line in maps if "/" in line}
+    for path in mapped:
+        real = os.path.realpath(path)
+        if ".so" not in os.path.basename(real) or not os.path.isfile(real):
+            continue
+        folder = os.path.dirname(real)
+        if folder == stdlib or folder.startswith(stdlib + "/") or folder == dynload:
+            continue
+        if folder.startswith(SYSTEM_LIBS):
+            directories.add(folder)
+        else:
+            files.add(real)
+    return sorted(directories), sorted(files)
+
+
+def minimal_root() -> None:
+    """Move the zygote (and so every program) into a read-only tmpfs root holding only the
+    stdlib (its site-packages masked), the shared libraries, a few /dev nodes and mount points;
+    the host's files (the repository, site-packages, /etc, /home ...) are not there."""
+    directories, files = _needed()
+    _unshare(CLONE_NEWNS)
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    root = "/tmp"
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID, "size=1m,mode=755")
+    for path in directories + files + [d for d in DEVICES if os.path.exists(d)]:
+        _bind(path, path, root)
+    for directory in directories:
+        for masked in ("site-packages", "dist-packages"):
+            if os.path.isdir(f"{root}{directory}/{masked}"):
+                _mount("tmpfs", f"{root}{directory}/{masked}", "tmpfs", MS_RDONLY, "size=4k")
+    for link in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):
+        if os.path.islink(link) and not os.path.lexists(root + link):
+            os.symlink(os.readlink(link), root + link)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
+        os.symlink(target, f"{root}/dev/{name}")
+    for point in ("/proc", "/tmp", *EXTRA_TMPFS):
+        os.makedirs(root + point, mode=0o755, exist_ok=True)
+    os.chdir(root)
+    _check(_libc.syscall(PIVOT_ROOT, b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", 2), "umount old root")  # MNT_DETACH
+    os.chdir("/")
+    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+
+
+def _setup_filesystem(tmp_mb: int) -> bool:
+    """Private /proc, tmpfs over every writable place; returns whether /proc is private."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     try:
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -100,21 +199,6 @@ def _setup_filesystem(hidden: list[tuple[str, list[str]]], tmp_mb: int) -> bool:
     except OSError:
         private_proc = False
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
-    staged: list[tuple[str, str]] = []
-    for hide, keeps in hidden:
-        for keep in keeps:
-            stage = f"/tmp/.keep{len(staged)}"
-            os.mkdir(stage)
-            _mount(keep, stage, None, MS_BIND | MS_REC)
-            staged.append((stage, keep))
-        _mount("tmpfs", hide, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
-    for stage, keep in staged:
-        os.makedirs(keep, mode=0o755, exist_ok=True)
-        _mount(stage, keep, None, MS_MOVE)
-        _mount(None, keep, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-        os.rmdir(stage)
-    for hide, _ in hidden:
-        _mount(None, hide, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     for path in EXTRA_TMPFS:
         if os.path.isdir(path):
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
@@ -123,7 +207,7 @@ def _setup_filesystem(hidden: list[tuple[str, list[str]]], tmp_mb: int) -> bool:
 
 
 def _set_limits(request: dict[str, Any]) -> None:
-    """OS limits for the program's processes (inherited by every fork)."""
+    """OS limits for one process (inherited by its forks)."""
     limits = {
         resource.RLIMIT_CORE: 0,
         resource.RLIMIT_AS: request["memory_bytes"],
@@ -138,8 +222,26 @@ def _set_limits(request: dict[str, Any]) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # too-big writes fail with EFBIG instead
 
 
-def _init_process(mode: str, hidden: list, request: dict[str, Any], fds: list[int]) -> None:
-    """``D``: isolate, drop privileges, limit, then run the harness (or report a probe)."""
+def _becomer(mode: str, request: dict[str, Any]) -> harness.Become:
+    """What a child of ``D`` calls to drop to the program's or the evaluator's privileges."""
+
+    def become(role: str) -> None:  # the rlimits are set (and inherited) in D already
+        if mode == "root":
+            uid = request["uid" if role == "program" else "evaluator_uid"]
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+        elif mode == "userns":
+            _unshare(CLONE_NEWUSER)  # nested user ns: no capability over our mounts
+        _prctl(PR_SET_DUMPABLE, 0)  # no ptrace, no /proc/<pid>/mem, even for the same uid
+        if role == "program":  # evaluators never run program code
+            _no_keyrings()
+
+    return become
+
+
+def _init_process(mode: str, request: dict[str, Any], fds: list[int]) -> None:
+    """``D``: isolate, then coordinate the program's loader and its tests' evaluators."""
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -149,30 +251,28 @@ def _init_process(mode: str, hidden: list, request: dict[str, Any], fds: list[in
         payload = _read_all(payload_fd)  # first: the dup2 calls below may reuse its number
         private_proc = False
         if mode != "none":
-            private_proc = _setup_filesystem(hidden if mode == "root" else [], request["tmp_mb"])
+            private_proc = _setup_filesystem(request["tmp_mb"])
         else:
             os.chdir(request["workdir"])
-        if mode == "root":
-            uid = request["uid"]
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-        elif mode == "userns":
-            _unshare(CLONE_NEWUSER)  # nested user ns: no capability over our mounts
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
-        _set_limits(request)
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
-        os.dup2(result_fd, 3)
-        os.closerange(4, 1 << 16)
+        os.dup2(result_fd, harness.RECORD_FD)
+        os.closerange(harness.RECORD_FD + 1, 1 << 16)
+        _set_limits(request)  # D's own use stays far below; its children inherit them
+        become = _becomer(mode, request)
         if request.get("probe"):
-            __import__("colorsys")  # the stdlib is still importable after the uid drop
-            report = {"private_proc": private_proc, "uid": os.getuid(), "cwd": os.getcwd()}
-            os.write(3, marshal.dumps(report))
+            if os.fork() == 0:
+                become("program")
+                __import__("colorsys")  # the stdlib is still importable after the uid drop
+                report = {"private_proc": private_proc, "uid": os.getuid(), "cwd": os.getcwd()}
+                os.write(harness.RECORD_FD, marshal.dumps(report))
+                os._exit(0)
+            os.wait()
         else:
-            harness.run(marshal.loads(payload), 3)
+            harness.coordinate(marshal.loads(payload), become)
     except BaseException as error:
         try:
             os.write(2, f"sandbox setup failed: {error!r}\n".encode())
@@ -190,9 +290,12 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _supervisor(mode: str, hidden: list, request: dict[str, Any], fds: list[int]) -> None:
+def _supervisor(mode: str, request: dict[str, Any], fds: list[int], parent: int) -> None:
     """``C``: new namespaces, fork the init process, wait for it; SIGTERM kills it."""
     try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the zygote died: so do we, and D with us
+        if os.getppid() != parent:
+            return
         os.setsid()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
@@ -210,7 +313,7 @@ def _supervisor(mode: str, hidden: list, request: dict[str, Any], fds: list[int]
             _unshare(NAMESPACES)
         pid = os.fork()
         if pid == 0:
-            _init_process(mode, hidden, request, fds)
+            _init_process(mode, request, fds)
         for fd in set(fds):
             os.close(fd)
         signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGKILL))
@@ -222,16 +325,17 @@ def _supervisor(mode: str, hidden: list, request: dict[str, Any], fds: list[int]
         os._exit(0)
 
 
-def spawn(mode: str, hidden: list, request: dict[str, Any], fds: list[int], sock: int) -> int:
+def spawn(mode: str, request: dict[str, Any], fds: list[int], sock: int) -> int:
     """Fork the supervisor of one program; returns its pid."""
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         os.close(sock)  # the program must never reach the zygote
-        _supervisor(mode, hidden, request, fds)
+        _supervisor(mode, request, fds, parent)
     return pid
 
 
-def probe(mode: str, hidden: list, base_uid: int, sock: int) -> dict[str, Any]:
+def probe(mode: str, base_uid: int, sock: int) -> dict[str, Any]:
     """Run a no-op through ``mode``; the report says whether it works and what is active."""
     result_r, result_w = os.pipe()
     payload_r, payload_w = os.pipe()
@@ -239,6 +343,7 @@ def probe(mode: str, hidden: list, base_uid: int, sock: int) -> dict[str, Any]:
     request = {
         "probe": True,
         "uid": base_uid,
+        "evaluator_uid": base_uid,
         "tmp_mb": 1,
         "memory_bytes": 1 << 30,
         "file_bytes": 1 << 20,
@@ -248,7 +353,7 @@ def probe(mode: str, hidden: list, base_uid: int, sock: int) -> dict[str, Any]:
         "workdir": "/",
     }
     output_w = os.dup(result_w)
-    pid = spawn(mode, hidden, request, [payload_r, result_w, output_w], sock)
+    pid = spawn(mode, request, [payload_r, result_w, output_w], sock)
     for fd in (payload_r, result_w, output_w):
         os.close(fd)
     data = _read_all(result_r)
@@ -264,19 +369,39 @@ def probe(mode: str, hidden: list, base_uid: int, sock: int) -> dict[str, Any]:
 
 
 def serve(sock_fd: int, base_uid: int, forced: str) -> None:
-    """Probe the modes, send the report, then spawn one program per request until EOF."""
+    """Probe the modes, send the report, then spawn one program per request until EOF; at
+    EOF (the caller exited or died) kill every supervisor still running."""
+    gc.freeze()  # forks share the imported state without the collector touching its pages
     sock = socket.socket(fileno=sock_fd)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans (a supervisor killed early) come back here
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # ... and the kernel reaps them all
-    hidden = hidden_paths() if os.geteuid() == 0 else []
     candidates = [forced] if forced else [m for m in MODES if m != "root" or os.geteuid() == 0]
+    root_error = ""
+    if "root" in candidates and os.geteuid() == 0:
+        try:
+            minimal_root()
+        except OSError as error:
+            root_error = f"minimal root: {error}"
     reports = []
     for mode in candidates:
-        reports.append(probe(mode, hidden, base_uid, sock_fd))
+        reports.append(probe(mode, base_uid, sock_fd))
         if reports[-1]["ok"]:
             break
-    sock.send(marshal.dumps({"reports": reports, "hidden": hidden, "euid": os.geteuid()}))
+    hidden = "root" in candidates and os.geteuid() == 0 and not root_error
+    sock.send(marshal.dumps({"reports": reports, "minimal_root": hidden, "root_error": root_error}))
     mode = reports[-1]["mode"] if reports[-1]["ok"] else ""
+    running: list[int] = []  # pidfds of live supervisors
+    try:
+        _serve(sock, mode, sock_fd, running)
+    finally:
+        for pidfd in running:
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _serve(sock: socket.socket, mode: str, sock_fd: int, running: list[int]) -> None:
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(sock, 1 << 16, 4)
@@ -284,12 +409,16 @@ def serve(sock_fd: int, base_uid: int, forced: str) -> None:
             return
         if not message:
             return
+        if running:
+            for done in select.select(running, [], [], 0)[0]:
+                running.remove(done)
+                os.close(done)
         try:
             if not mode or len(fds) != 3:
                 raise OSError("no working isolation mode" if not mode else "expected 3 fds")
-            pidfd = os.pidfd_open(spawn(mode, hidden, marshal.loads(message), fds, sock_fd))
+            pidfd = os.pidfd_open(spawn(mode, marshal.loads(message), fds, sock_fd))
+            running.append(pidfd)
             socket.send_fds(sock, [b"ok"], [pidfd])
-            os.close(pidfd)
         except OSError as error:
             sock.send(f"error {error}".encode())
         finally:
