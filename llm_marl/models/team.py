@@ -98,7 +98,6 @@ class Team(ABC):
     ) -> list[list[Completion]]:
         """``config.num_samples`` completions for each ``(agent, prompt)``, batched."""
 
-    @abstractmethod
     def logprobs(
         self,
         completions: Sequence[Completion],
@@ -111,8 +110,10 @@ class Team(ABC):
         ``temperature`` defaults to each completion's sampling temperature (so the first
         importance ratio is 1); ``batch_size`` bounds the rows of one forward pass.
         """
+        for c in completions:
+            self.check_agent(c.agent)
+        return self._logprobs(completions, _temperatures(completions, temperature), batch_size)
 
-    @abstractmethod
     def reference_logprobs(
         self,
         completions: Sequence[Completion],
@@ -120,7 +121,23 @@ class Team(ABC):
         temperature: float | None = None,
         batch_size: int | None = None,
     ) -> list[torch.Tensor]:
-        """Per-token log-probs under the frozen reference policy (no grad)."""
+        """Per-token log-probs under the frozen reference policy (no grad); as :meth:`logprobs`."""
+        for c in completions:
+            self.check_agent(c.agent)
+        temperatures = _temperatures(completions, temperature)
+        with torch.no_grad():
+            return self._logprobs(completions, temperatures, batch_size, reference=True)
+
+    @abstractmethod
+    def _logprobs(
+        self,
+        completions: Sequence[Completion],
+        temperatures: list[float],
+        batch_size: int | None,
+        *,
+        reference: bool = False,
+    ) -> list[torch.Tensor]:
+        """Log-probs under the current policies, or the reference ones."""
 
     @abstractmethod
     def trainable_parameters(self, agent: str) -> list[torch.nn.Parameter]:
@@ -198,46 +215,27 @@ class LoRATeam(Team):
             self.model, self._tokenizer, requests, config, adapter_of=adapter_of
         )
 
-    def logprobs(
-        self,
-        completions: Sequence[Completion],
-        *,
-        temperature: float | None = None,
-        batch_size: int | None = None,
-    ) -> list[torch.Tensor]:
-        """One forward pass for all agents' completions, each through its own adapter."""
-        adapters = [c.agent for c in completions]
-        return self._logprobs(completions, temperature, batch_size, adapters)
-
-    def reference_logprobs(
-        self,
-        completions: Sequence[Completion],
-        *,
-        temperature: float | None = None,
-        batch_size: int | None = None,
-    ) -> list[torch.Tensor]:
-        """The base model with every adapter disabled."""
-        with torch.no_grad(), adapters_off(self.model):
-            return self._logprobs(completions, temperature, batch_size, None)
-
     def _logprobs(
         self,
         completions: Sequence[Completion],
-        temperature: float | None,
+        temperatures: list[float],
         batch_size: int | None,
-        adapters: list[str] | None,
+        *,
+        reference: bool = False,
     ) -> list[torch.Tensor]:
-        for c in completions:
-            self.check_agent(c.agent)
-        return completion_logprobs(
-            self.model,
-            [c.prompt_ids for c in completions],
-            [c.token_ids for c in completions],
-            pad_id=self._tokenizer.pad_token_id,
-            temperature=_temperatures(completions, temperature),
-            adapter_names=adapters,
-            batch_size=batch_size,
-        )
+        """One forward pass for all agents' rows, each through its own adapter; the
+        reference is the base model with every adapter off."""
+        context = adapters_off(self.model) if reference else contextlib.nullcontext()
+        with context:
+            return completion_logprobs(
+                self.model,
+                [c.prompt_ids for c in completions],
+                [c.token_ids for c in completions],
+                pad_id=self._tokenizer.pad_token_id,
+                temperature=temperatures,
+                adapter_names=None if reference else [c.agent for c in completions],
+                batch_size=batch_size,
+            )
 
     def trainable_parameters(self, agent: str) -> list[torch.nn.Parameter]:
         """The LoRA matrices of ``agent``'s adapter."""
@@ -321,51 +319,33 @@ class SeparateTeam(Team):
                     out[i] = result
         return out
 
-    def logprobs(
+    def _logprobs(
         self,
         completions: Sequence[Completion],
-        *,
-        temperature: float | None = None,
-        batch_size: int | None = None,
-    ) -> list[torch.Tensor]:
-        """One forward pass per model."""
-        return self._per_agent(completions, temperature, batch_size, reference=False)
-
-    def reference_logprobs(
-        self,
-        completions: Sequence[Completion],
-        *,
-        temperature: float | None = None,
-        batch_size: int | None = None,
-    ) -> list[torch.Tensor]:
-        """Adapters disabled (LoRA members) or the frozen initial copy (full fine-tuning)."""
-        with torch.no_grad():
-            return self._per_agent(completions, temperature, batch_size, reference=True)
-
-    def _per_agent(
-        self,
-        completions: Sequence[Completion],
-        temperature: float | None,
+        temperatures: list[float],
         batch_size: int | None,
         *,
-        reference: bool,
+        reference: bool = False,
     ) -> list[torch.Tensor]:
+        """One forward pass per model; the reference has adapters off (LoRA members) or is
+        the frozen initial copy (full fine-tuning)."""
         out: list[torch.Tensor] = [torch.empty(0)] * len(completions)
         for agent in self.agents:
-            index = [i for i, c in enumerate(completions) if self.check_agent(c.agent) == agent]
+            index = [i for i, c in enumerate(completions) if c.agent == agent]
             if not index:
                 continue
-            with (
+            chosen = (
                 self._reference_model(agent)
                 if reference
-                else contextlib.nullcontext(self.models[agent]) as model
-            ):
+                else contextlib.nullcontext(self.models[agent])
+            )
+            with chosen as model:
                 values = completion_logprobs(
                     model,
                     [completions[i].prompt_ids for i in index],
                     [completions[i].token_ids for i in index],
                     pad_id=self.tokenizers[agent].pad_token_id,
-                    temperature=_temperatures([completions[i] for i in index], temperature),
+                    temperature=[temperatures[i] for i in index],
                     batch_size=batch_size,
                 )
             for i, value in zip(index, values, strict=True):

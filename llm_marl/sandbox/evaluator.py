@@ -187,7 +187,7 @@ def evaluate_all(
         verdict, sound = _evaluate_one(index, test, context, channel, _monotonic() + timeout_s)
         if _getpid() != me:  # a process the test forked never reports
             _exit(0)
-        _flush_streams()
+        flush_streams()
         record(*verdict)
         if not sound:
             os.close(channel)
@@ -217,7 +217,8 @@ def _evaluate_one(
     return verdict, client.broken is None and not wire.pending(fd)
 
 
-def _flush_streams() -> None:
+def flush_streams() -> None:
+    """Flush the process's own stdout and stderr, ignoring whatever goes wrong."""
     for stream in (sys.__stdout__, sys.__stderr__):
         try:
             if stream is not None:

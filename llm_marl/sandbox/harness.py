@@ -50,15 +50,6 @@ def _reporter(nonce: str, fd: int) -> Callable[..., None]:
     return record
 
 
-def _flush() -> None:
-    for stream in (sys.__stdout__, sys.__stderr__):
-        try:
-            if stream is not None:
-                stream.flush()
-        except BaseException:
-            pass
-
-
 # ---------------------------------------------------------------- untrusted side: L and U
 
 
@@ -72,10 +63,10 @@ def _load(program: Any, control: socket.socket) -> None:
     try:
         exec(program, namespace)
     except BaseException as error:
-        _flush()
+        evaluator.flush_streams()
         control.send(b"error " + wire.describe(error)[:2000].encode("utf-8", "replace"))
         return
-    _flush()
+    evaluator.flush_streams()
     gc.freeze()
     control.send(b"loaded")
     previous = 0
@@ -117,7 +108,7 @@ def _serve(fd: int, namespace: dict[str, Any]) -> None:
         while True:
             op, name, args, kwargs = marshal.loads(wire.recv_frame(fd))
             reply = _answer(op, name, args, kwargs, namespace)
-            _flush()
+            evaluator.flush_streams()
             try:
                 data = marshal.dumps(reply)
             except (ValueError, TypeError, RecursionError):
