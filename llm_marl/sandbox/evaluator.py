@@ -36,8 +36,16 @@ BUILTINS = dict(vars(builtins))
 _EXCEPTIONS = {
     name: value
     for name, value in BUILTINS.items()
-    if isinstance(value, type) and issubclass(value, Exception)
+    if isinstance(value, type)
+    and issubclass(value, Exception)
+    # these end an iteration silently (``all(map(f, xs))`` would hold): a RuntimeError instead
+    and not issubclass(value, StopIteration | StopAsyncIteration)
 }
+#: Stdlib modules that run code on import (scripts, demos, test suites, GUIs): never for E.
+_UNSAFE_MODULES = frozenset(
+    {"__main__", "antigravity", "this", "idlelib", "test", "venv", "ensurepip", "turtledemo",
+     "turtle", "tkinter", "pydoc", "webbrowser", "lib2to3", "pdb", "code", "site"}
+)  # fmt: skip
 _dumps, _loads, _getpid, _exit = marshal.dumps, marshal.loads, os.getpid, os._exit
 _monotonic = time.monotonic
 VERDICT_EXIT = 86  # exit status of an evaluator that wrote every verdict
@@ -112,6 +120,15 @@ class Client:
             raise self._fail("protocol", "ProtocolError: unasked data from the program")
 
 
+def _safe_module(name: Any) -> bool:
+    """A module E may import for a test: one it has already, or a plain stdlib top level."""
+    if type(name) is not str:
+        return False
+    if name in sys.modules:
+        return name.partition(".")[0] not in _UNSAFE_MODULES
+    return "." not in name and name in sys.stdlib_module_names and name not in _UNSAFE_MODULES
+
+
 def _raise_program_error(text: str) -> None:
     name = text.partition(":")[0].partition(" ")[0]
     error = _EXCEPTIONS.get(name, RuntimeError)(text)
@@ -155,7 +172,7 @@ class TestGlobals(dict):
             raise TypeError(f"{name} is not plain data: {rest[0]}")
         value: Any
         if kind == "module":  # a stdlib module the program imported: E's own copy
-            if rest[0].partition(".")[0] not in sys.stdlib_module_names:
+            if not _safe_module(rest[0]):
                 raise TypeError(f"{name} is not plain data: module {rest[0]!r}")
             value = importlib.import_module(rest[0])
         else:

@@ -251,3 +251,36 @@ def test_trusted_context_wins_over_the_program() -> None:
     )
     assert result.per_test == [False]
     assert result.per_test_errors == ["AssertionError (test line 1)"]
+
+
+# ---------------------------------------------------------------- second review
+
+
+@pytest.mark.parametrize(
+    "test",
+    [
+        "assert all(map(lambda x: f(x) == x * x, range(1, 4)))",
+        "assert list(map(f, [1, 2])) == []",
+        "assert not any(map(lambda x: f(x) != x * x, [2, 3]))",
+    ],
+)
+def test_a_program_stop_iteration_does_not_end_a_tests_iteration(test: str) -> None:
+    """A StopIteration raised by the program reaches the test as a RuntimeError, so it
+    cannot silently empty a ``map`` and make ``all``/``== []`` hold."""
+    attack("def f(x):\n    raise StopIteration\n", [test])
+
+
+@pytest.mark.parametrize("name", ["unittest.__main__", "venv", "antigravity", "this"])
+def test_the_program_cannot_choose_code_for_the_evaluator_to_import(name: str) -> None:
+    """A fake module object named after a stdlib script is refused, not imported in E."""
+    program = f"import sys\nf = type(sys)({name!r})\n"
+    result = run_tests(program, ["assert f is not None"])
+    assert result.per_test == [False]
+    assert "is not plain data: module" in (result.per_test_errors[0] or "")
+
+
+def test_a_stdlib_module_the_program_imported_is_the_evaluators_own() -> None:
+    """``math`` in a test is E's own copy even if the program patched its own."""
+    program = "import math\nmath.sqrt = lambda x: 3.0\ndef f(x):\n    return math.sqrt(x)\n"
+    result = run_tests(program, ["assert math.sqrt(4) == 2.0", "assert f(4) == 2.0"])
+    assert result.per_test == [True, False]
