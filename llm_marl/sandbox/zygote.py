@@ -15,8 +15,8 @@ its privileges and sets its rlimits (`_becomer`). ``C`` waits for ``D``; on SIGT
 returns. ``C`` gets SIGKILL if the zygote dies, ``D`` if ``C`` dies (PR_SET_PDEATHSIG), and the
 zygote kills every running ``C`` when its caller's socket closes (the caller exited or died).
 
-As root the zygote first moves itself into a minimal read-only root (`minimal_root`), so every
-program sees only the stdlib, shared libraries and its own private /tmp and /proc.
+As root the zygote first moves itself into a minimal read-only root (`kernel.minimal_root`), so
+every program sees only the stdlib, shared libraries and its own private /tmp and /proc.
 
 Modes (first that passes its probe): ``root`` (euid 0: pid/net/mount/ipc/uts namespaces and
 setresuid to a per-slot unprivileged uid), ``userns`` (not root: the same namespaces inside a
@@ -26,10 +26,8 @@ the caller's uid), ``none`` (no namespaces allowed: new session, rlimits and a t
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import marshal
-import math
 import os
 import resource
 import select
@@ -39,171 +37,13 @@ import sys
 from typing import Any
 
 try:
-    from . import harness
-except ImportError:  # run as a script (python -P): import the sibling file, then forget it
+    from . import harness, kernel
+except ImportError:  # run as a script (python -P): import the sibling files, then forget it
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import harness  # type: ignore[no-redef]
+    import kernel  # type: ignore[no-redef]
 
     del sys.path[0]
-
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
-CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-NAMESPACES = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
-MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 4096, 8192, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
-EXTRA_TMPFS = ("/var/tmp", "/dev/shm", "/run/lock")  # other world-writable places
-MODES = ("root", "userns", "none")
-PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, -1)
-SYSTEM_LIBS = ("/usr/lib", "/lib", "/usr/lib64", "/lib64", "/usr/lib32", "/lib32")
-DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
-# seccomp: the kernel keyrings (add_key, request_key, keyctl) answer EPERM. A uid's user
-# keyring outlives its processes, so it would carry data from one run of a slot to the next.
-_ARCH = {"x86_64": (0xC000003E, 248), "aarch64": (0xC00000B7, 217)}.get(os.uname().machine)
-PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
-
-
-def _keyring_filter() -> ctypes.Array | None:
-    if _ARCH is None:
-        return None
-    arch, first = _ARCH
-    errno_eperm, allow = 0x00050001, 0x7FFF0000
-    code = [  # (code, jt, jf, k)
-        (0x20, 0, 0, 4),  # ld arch
-        (0x15, 0, 6, arch),  # jeq arch ? next : allow
-        (0x20, 0, 0, 0),  # ld nr
-        (0x35, 3, 0, 0x40000000),  # jge x32 syscalls ? eperm
-        (0x15, 2, 0, first),  # add_key
-        (0x15, 1, 0, first + 1),  # request_key
-        (0x15, 0, 1, first + 2),  # keyctl ? eperm : allow
-        (0x06, 0, 0, errno_eperm),
-        (0x06, 0, 0, allow),
-    ]
-    packed = b"".join(
-        c.to_bytes(2, "little") + bytes([t, f]) + k.to_bytes(4, "little") for c, t, f, k in code
-    )
-    return ctypes.create_string_buffer(packed, len(packed))
-
-
-_FILTER = _keyring_filter()
-
-
-def _no_keyrings() -> None:
-    if _FILTER is None:
-        return
-    header = ctypes.create_string_buffer(16)  # struct sock_fprog { u16 len; filter *code }
-    ctypes.memmove(header, (len(_FILTER) // 8).to_bytes(2, "little") + b"\0" * 6, 8)
-    ctypes.memmove(ctypes.addressof(header) + 8, ctypes.addressof(_FILTER).to_bytes(8, "little"), 8)
-    result = _libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), header, 0, 0)
-    _check(result, "seccomp")
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def _unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
-
-
-def _bytes(text: str | None) -> bytes | None:
-    return text.encode() if text else None
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
-    result = _libc.mount(
-        _bytes(source), _bytes(target), _bytes(fstype), ctypes.c_ulong(flags), _bytes(data)
-    )
-    _check(result, f"mount {target}")
-
-
-def _prctl(option: int, value: int) -> None:
-    _check(_libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0), "prctl")
-
-
-def _bind(source: str, target: str, root: str) -> None:
-    """Bind ``source`` read-only at ``root + target`` (a file or a directory)."""
-    path = root + target
-    if os.path.isdir(source):
-        os.makedirs(path, mode=0o755, exist_ok=True)
-    else:
-        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        open(path, "a").close()
-    _mount(source, path, None, MS_BIND | MS_REC)
-    nodev = 0 if source in DEVICES else MS_NODEV
-    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | nodev)
-
-
-def _needed() -> tuple[list[str], list[str]]:
-    """(directories, files) the programs need: the stdlib (with lib-dynload) and the shared
-    libraries of the interpreter and its extension modules (their system directories)."""
-    stdlib = os.path.realpath(os.path.dirname(os.__file__))
-    dynload = os.path.realpath(os.path.dirname(math.__file__)) if hasattr(math, "__file__") else ""
-    directories, files = {stdlib}, set()
-    if dynload and not dynload.startswith(stdlib + "/"):
-        directories.add(dynload)
-    with open("/proc/self/maps") as maps:
-        mapped = {line.split(None, 5)[-1].strip() for line in maps if "/" in line}
-    for path in mapped:
-        real = os.path.realpath(path)
-        if ".so" not in os.path.basename(real) or not os.path.isfile(real):
-            continue
-        folder = os.path.dirname(real)
-        if folder == stdlib or folder.startswith(stdlib + "/") or folder == dynload:
-            continue
-        if folder.startswith(SYSTEM_LIBS):
-            directories.add(folder)
-        else:
-            files.add(real)
-    return sorted(directories), sorted(files)
-
-
-def minimal_root() -> None:
-    """Move the zygote (and so every program) into a read-only tmpfs root holding only the
-    stdlib (its site-packages masked), the shared libraries, a few /dev nodes and mount points;
-    the host's files (the repository, site-packages, /etc, /home ...) are not there."""
-    directories, files = _needed()
-    _unshare(CLONE_NEWNS)
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    root = "/tmp"
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID, "size=1m,mode=755")
-    for path in directories + files + [d for d in DEVICES if os.path.exists(d)]:
-        _bind(path, path, root)
-    for directory in directories:
-        for masked in ("site-packages", "dist-packages"):
-            if os.path.isdir(f"{root}{directory}/{masked}"):
-                _mount("tmpfs", f"{root}{directory}/{masked}", "tmpfs", MS_RDONLY, "size=4k")
-    for link in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):
-        if os.path.islink(link) and not os.path.lexists(root + link):
-            os.symlink(os.readlink(link), root + link)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
-        os.symlink(target, f"{root}/dev/{name}")
-    for point in ("/proc", "/tmp", *EXTRA_TMPFS):
-        os.makedirs(root + point, mode=0o755, exist_ok=True)
-    os.chdir(root)
-    _check(_libc.syscall(PIVOT_ROOT, b".", b"."), "pivot_root")
-    _check(_libc.umount2(b".", 2), "umount old root")  # MNT_DETACH
-    os.chdir("/")
-    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID)
-
-
-def _setup_filesystem(tmp_mb: int) -> bool:
-    """Private /proc, tmpfs over every writable place; returns whether /proc is private."""
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    try:
-        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        private_proc = True
-    except OSError:
-        private_proc = False
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
-    for path in EXTRA_TMPFS:
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
-    os.chdir("/tmp")
-    return private_proc
 
 
 def _set_limits(request: dict[str, Any]) -> None:
@@ -232,10 +72,11 @@ def _becomer(mode: str, request: dict[str, Any]) -> harness.Become:
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
         elif mode == "userns":
-            _unshare(CLONE_NEWUSER)  # nested user ns: no capability over our mounts
-        _prctl(PR_SET_DUMPABLE, 0)  # no ptrace, no /proc/<pid>/mem, even for the same uid
+            kernel.unshare(kernel.CLONE_NEWUSER)  # nested user ns: no capability over our mounts
+        # no ptrace, no /proc/<pid>/mem, even for the same uid
+        kernel.prctl(kernel.PR_SET_DUMPABLE, 0)
         if role == "program":  # evaluators never run program code
-            _no_keyrings()
+            kernel.no_keyrings()
 
     return become
 
@@ -243,7 +84,7 @@ def _becomer(mode: str, request: dict[str, Any]) -> harness.Become:
 def _init_process(mode: str, request: dict[str, Any], fds: list[int]) -> None:
     """``D``: isolate, then coordinate the program's loader and its tests' evaluators."""
     try:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.umask(0o022)
@@ -251,10 +92,10 @@ def _init_process(mode: str, request: dict[str, Any], fds: list[int]) -> None:
         payload = _read_all(payload_fd)  # first: the dup2 calls below may reuse its number
         private_proc = False
         if mode != "none":
-            private_proc = _setup_filesystem(request["tmp_mb"])
+            private_proc = kernel.setup_filesystem(request["tmp_mb"])
         else:
             os.chdir(request["workdir"])
-        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        kernel.prctl(kernel.PR_SET_NO_NEW_PRIVS, 1)
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(output_fd, 1)
@@ -293,7 +134,8 @@ def _read_all(fd: int) -> bytes:
 def _supervisor(mode: str, request: dict[str, Any], fds: list[int], parent: int) -> None:
     """``C``: new namespaces, fork the init process, wait for it; SIGTERM kills it."""
     try:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the zygote died: so do we, and D with us
+        # the zygote died: so do we, and D with us
+        kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:
             return
         os.setsid()
@@ -301,7 +143,7 @@ def _supervisor(mode: str, request: dict[str, Any], fds: list[int], parent: int)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         if mode == "userns":
             uid, gid = os.getuid(), os.getgid()
-            _unshare(CLONE_NEWUSER | NAMESPACES)
+            kernel.unshare(kernel.CLONE_NEWUSER | kernel.NAMESPACES)
             for name, text in (
                 ("setgroups", "deny"),
                 ("uid_map", f"0 {uid} 1"),
@@ -310,7 +152,7 @@ def _supervisor(mode: str, request: dict[str, Any], fds: list[int], parent: int)
                 with open(f"/proc/self/{name}", "w") as file:
                     file.write(text)
         elif mode == "root":
-            _unshare(NAMESPACES)
+            kernel.unshare(kernel.NAMESPACES)
         pid = os.fork()
         if pid == 0:
             _init_process(mode, request, fds)
@@ -373,13 +215,16 @@ def serve(sock_fd: int, base_uid: int, forced: str) -> None:
     EOF (the caller exited or died) kill every supervisor still running."""
     gc.freeze()  # forks share the imported state without the collector touching its pages
     sock = socket.socket(fileno=sock_fd)
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans (a supervisor killed early) come back here
+    # orphans (a supervisor killed early) come back here
+    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # ... and the kernel reaps them all
-    candidates = [forced] if forced else [m for m in MODES if m != "root" or os.geteuid() == 0]
+    candidates = (
+        [forced] if forced else [m for m in kernel.MODES if m != "root" or os.geteuid() == 0]
+    )
     root_error = ""
     if "root" in candidates and os.geteuid() == 0:
         try:
-            minimal_root()
+            kernel.minimal_root()
         except OSError as error:
             root_error = f"minimal root: {error}"
     reports = []
