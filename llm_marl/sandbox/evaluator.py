@@ -47,6 +47,7 @@ _UNSAFE_MODULES = frozenset(
      "turtle", "tkinter", "pydoc", "webbrowser", "lib2to3", "pdb", "code", "site"}
 )  # fmt: skip
 _dumps, _loads, _getpid, _exit = marshal.dumps, marshal.loads, os.getpid, os._exit
+_urandom = os.urandom
 _monotonic = time.monotonic
 VERDICT_EXIT = 86  # exit status of an evaluator that wrote every verdict
 
@@ -76,8 +77,9 @@ class Client:
         if self.broken is not None:
             raise self.broken
         what = f"{name}(...)" if op == "call" else name
+        tag = _urandom(8)  # the answer must echo it: a stale or early answer cannot
         try:
-            data = _dumps((op, name, args, kwargs or {}))
+            data = _dumps((op, name, args, kwargs or {}, tag))
         except ValueError:
             data = b""
         if not data or not wire.is_plain((args, kwargs or {})):
@@ -96,7 +98,10 @@ class Client:
             ) from None
         except (EOFError, ValueError, TypeError):
             raise self._fail("protocol", f"ProtocolError: malformed answer to {what}") from None
-        if type(reply) is not tuple or not reply or type(reply[0]) is not str:
+        if type(reply) is not tuple or len(reply) < 2 or reply[0] != tag:
+            raise self._fail("protocol", f"ProtocolError: not the answer to {what}")
+        reply = reply[1:]
+        if type(reply[0]) is not str:
             raise self._fail("protocol", f"ProtocolError: malformed answer to {what}")
         if (
             reply[0] in ("ok", "raise", "bad", "module")

@@ -106,8 +106,8 @@ def _serve(fd: int, namespace: dict[str, Any]) -> None:
     """``U``: answer the evaluator's requests until it hangs up."""
     try:
         while True:
-            op, name, args, kwargs = marshal.loads(wire.recv_frame(fd))
-            reply = _answer(op, name, args, kwargs, namespace)
+            op, name, args, kwargs, tag = marshal.loads(wire.recv_frame(fd))
+            reply = (tag, *_answer(op, name, args, kwargs, namespace))
             evaluator.flush_streams()
             try:
                 data = marshal.dumps(reply)
@@ -115,7 +115,8 @@ def _serve(fd: int, namespace: dict[str, Any]) -> None:
                 data = b""
             if not data or len(data) > wire.FRAME_LIMIT:
                 kind = "too large" if data else f"not plain data: {type(reply[-1]).__name__}"
-                data = marshal.dumps(("raise", f"TypeError: result of {name}(...) is {kind}"))
+                failure = ("raise", f"TypeError: result of {name}(...) is {kind}")
+                data = marshal.dumps((tag, *failure))
             wire.send_frame(fd, data)
     finally:
         os._exit(0)

@@ -284,3 +284,29 @@ def test_a_stdlib_module_the_program_imported_is_the_evaluators_own() -> None:
     program = "import math\nmath.sqrt = lambda x: 3.0\ndef f(x):\n    return math.sqrt(x)\n"
     result = run_tests(program, ["assert math.sqrt(4) == 2.0", "assert f(4) == 2.0"])
     assert result.per_test == [True, False]
+
+
+# ---------------------------------------------------------------- third review
+
+EARLY_ANSWER = """
+import marshal, os, time
+def f(x):
+    frame = marshal.dumps(("ok", x * x))
+    for fd in sorted(int(n) for n in os.listdir("/proc/self/fd"))[3:]:
+        try:
+            os.write(fd, len(frame).to_bytes(4, "big") + frame)
+        except OSError:
+            pass
+    time.sleep(0.1)
+    return 0
+"""
+
+
+def test_an_early_or_late_answer_is_never_taken_for_another_request() -> None:
+    """Each request carries a random tag its answer must echo: an answer written ahead of
+    time (here the right one, untagged) or one arriving after its test fails, and is never
+    read as the answer to the next request."""
+    result = run_tests(EARLY_ANSWER, TESTS)
+    assert result.per_test == [False, False]
+    assert all("ProtocolError" in (error or "") for error in result.per_test_errors)
+    assert run_tests(RIGHT, TESTS).per_test == [True, True]
