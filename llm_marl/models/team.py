@@ -446,8 +446,3 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
     if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != 1:
         raise ValueError(f"{path} is not an llm-marl team manifest of version 1")
     return dict(manifest)
-
-
-def iter_members(manifest: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(agent, entry)`` pairs of a manifest, in team order."""
-    yield from manifest["agents"].items()
