@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from llm_marl.checks import check_int
 from llm_marl.data import load_records
 from llm_marl.env_base import REVIEW_ALLOWANCE, CollaborativeTextEnv, part_marker
 from llm_marl.episode import Outcome, Task, TurnRecord
@@ -87,12 +88,8 @@ class CodingEnv(CollaborativeTextEnv[CodingTask]):
         """
         if not (isinstance(test_timeout_s, int | float) and 0 < test_timeout_s < math.inf):
             raise ValueError(f"test_timeout_s must be a positive number, got {test_timeout_s!r}")
-        for name, value, least in (
-            ("test_memory_mb", test_memory_mb, 1),
-            ("max_feedback_asserts", max_feedback_asserts, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        check_int("test_memory_mb", test_memory_mb, 1)
+        check_int("max_feedback_asserts", max_feedback_asserts, 0)
         self.test_timeout_s = float(test_timeout_s)
         self.test_memory_mb = test_memory_mb
         self.max_feedback_asserts = max_feedback_asserts

@@ -21,6 +21,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from llm_marl.checks import check_int
 from llm_marl.data import load_records
 from llm_marl.episode import Outcome, Task, TurnRecord
 from llm_marl.spaces import UnicodeText, text_observation_space
@@ -96,11 +97,11 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
             max_prompt_chars: bound of the observation space.
             render_mode: ``"ansi"`` (``render()`` returns text), ``"human"`` (prints) or None.
         """
-        _check_int("num_turns", num_turns, 1)
-        _check_int("max_action_chars", max_action_chars, 1)
-        _check_int("max_prompt_chars", max_prompt_chars, 1)
+        check_int("num_turns", num_turns, 1)
+        check_int("max_action_chars", max_action_chars, 1)
+        check_int("max_prompt_chars", max_prompt_chars, 1)
         if max_tasks is not None:
-            _check_int("max_tasks", max_tasks, 1)
+            check_int("max_tasks", max_tasks, 1)
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
         if single_agent and reward_mode == "individual":
@@ -387,8 +388,3 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         else:
             info["individual_reward"] = float(outcome.individual[agent])
         return info
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -93,14 +93,15 @@ def sample_completions(
     G = config.num_samples
     rows = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(G)]  # request-major
     step = config.batch_size or len(rows)
+    stops = eos_ids(model, tokenizer)
     sampled: list[tuple[torch.Tensor, torch.Tensor]] = []
     for start in range(0, len(rows), step):
         chunk = rows[start : start + step]
         adapters = None
         if adapter_of is not None:
             adapters = [adapter_of[requests[i][0]] for i, _ in chunk]
-        sampled.extend(_generate(model, tokenizer, [ids for _, ids in chunk], config, adapters))
-    stops = eos_ids(model, tokenizer)
+        chunk_ids = [ids for _, ids in chunk]
+        sampled.extend(_generate(model, tokenizer, chunk_ids, config, adapters, stops))
     out: list[list[Completion]] = [[] for _ in requests]
     for (i, ids), (new_tokens, new_logprobs) in zip(rows, sampled, strict=True):
         agent, prompt = requests[i]
@@ -178,9 +179,10 @@ def _generate(
     prompts: list[torch.Tensor],
     config: SamplingConfig,
     adapters: list[str] | None,
+    stops: set[int],
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """One ``generate`` call; each row's new tokens (padding after EOS included) and their
-    log-probabilities under the sampling distribution before truncation."""
+    log-probabilities under the sampling distribution before truncation. ``stops``: EOS ids."""
     pad_id = _pad_id(tokenizer)
     ids, mask = left_pad(prompts, pad_id)  # (B, P)
     device = next(model.parameters()).device
@@ -188,7 +190,7 @@ def _generate(
         max_new_tokens=config.max_new_tokens,
         do_sample=not config.greedy,
         pad_token_id=pad_id,
-        eos_token_id=sorted(eos_ids(model, tokenizer)),
+        eos_token_id=sorted(stops),
     )
     if not config.greedy:  # neutral values, so generate builds no warpers of its own
         generation_config.update(temperature=1.0, top_p=1.0, top_k=0)

@@ -54,12 +54,18 @@ def adapters_off(model: Any) -> Iterator[Any]:
     turns it off for every adapter and back on only for the active one, which would silently
     freeze every other agent of a team.
     """
-    layers = _lora_layers(model)
+    with _base_only(_lora_layers(model)):
+        yield model
+
+
+@contextlib.contextmanager
+def _base_only(layers: list[Any]) -> Iterator[None]:
+    """Set PEFT's per-layer "adapters disabled" flag on ``layers``, restored afterwards."""
     before = [layer._disable_adapters for layer in layers]
     try:
         for layer in layers:
             layer._disable_adapters = True
-        yield model
+        yield
     finally:
         for layer, flag in zip(layers, before, strict=True):
             layer._disable_adapters = flag
@@ -69,10 +75,9 @@ def adapters_off(model: Any) -> Iterator[Any]:
 def routed_adapters(model: Any, row_adapters: Sequence[str]) -> Iterator[None]:
     """Inside the block, row i of every forward pass of ``model`` (a PEFT model) goes through
     adapter ``row_adapters[i]``; the batch size must be ``len(row_adapters)``."""
-    checkpointing = any(
+    if torch.is_grad_enabled() and any(  # sampling runs without grad: no scan there
         getattr(m, "gradient_checkpointing", False) is True for m in model.modules()
-    )
-    if torch.is_grad_enabled() and checkpointing:
+    ):
         raise ValueError(
             "per-row LoRA routing cannot run under gradient checkpointing (the recomputed "
             "forward pass would miss the routing); disable it with "
@@ -81,9 +86,10 @@ def routed_adapters(model: Any, row_adapters: Sequence[str]) -> Iterator[None]:
     names = sorted(set(row_adapters))
     rows = torch.tensor([names.index(a) for a in row_adapters])  # (B,) adapter of each row
     handles = []
-    with adapters_off(model):  # PEFT's own forward then computes the base layer only
+    layers = _lora_layers(model)
+    with _base_only(layers):  # PEFT's own forward then computes the base layer only
         try:
-            for layer in _lora_layers(model):
+            for layer in layers:
                 handles.append(layer.register_forward_hook(_stacked_hook(layer, names, rows)))
             yield
         finally:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from llm_marl.checks import check_int
+
 __all__ = ["Completion", "FinishReason", "SamplingConfig"]
 
 FinishReason = Literal["eos", "stop", "length"]
@@ -39,8 +41,8 @@ class SamplingConfig:
     """Most sequences in one generate call; None: all requests in one call."""
 
     def __post_init__(self) -> None:
-        _positive("num_samples", self.num_samples)
-        _positive("max_new_tokens", self.max_new_tokens)
+        check_int("num_samples", self.num_samples, 1)
+        check_int("max_new_tokens", self.max_new_tokens, 1)
         if not self.temperature >= 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature!r}")
         if not 0 < self.top_p <= 1:
@@ -55,9 +57,9 @@ class SamplingConfig:
             raise ValueError(f"stop strings must be non-empty strings, got {self.stop!r}")
         object.__setattr__(self, "stop", tuple(self.stop))
         if self.max_prompt_tokens is not None:
-            _positive("max_prompt_tokens", self.max_prompt_tokens)
+            check_int("max_prompt_tokens", self.max_prompt_tokens, 1)
         if self.batch_size is not None:
-            _positive("batch_size", self.batch_size)
+            check_int("batch_size", self.batch_size, 1)
 
     @property
     def greedy(self) -> bool:
@@ -102,8 +104,3 @@ class Completion:
     def num_tokens(self) -> int:
         """Number of completion tokens."""
         return int(self.token_ids.shape[0])
-
-
-def _positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

@@ -377,11 +377,10 @@ class SeparateTeam(Team):
         agents: dict[str, dict[str, Any]] = {}
         for agent in self.agents:
             folder = root / agent
+            self.models[agent].save_pretrained(str(folder))
             if self.lora is not None:
-                self.models[agent].save_pretrained(str(folder))
                 agents[agent] = {"adapter": agent, "base": self.sources[agent]}
             else:
-                self.models[agent].save_pretrained(str(folder))
                 self.tokenizers[agent].save_pretrained(str(folder))
                 agents[agent] = {"model": agent}
         lora = asdict(self.lora) if self.lora is not None else None
