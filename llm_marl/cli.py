@@ -1,4 +1,5 @@
-"""The ``llm-marl`` command line: ``llm-marl envs`` lists the registered environments."""
+"""The ``llm-marl`` command line: ``llm-marl envs`` lists the registered environments,
+``llm-marl train`` trains a team (``llm-marl train --help`` lists its options)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,12 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from llm_marl.baselines.cli import train_main
+
+    return train_main(args.extra)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``llm-marl`` with one sub-command per task."""
     parser = argparse.ArgumentParser(
@@ -61,12 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     envs = commands.add_parser("envs", help="list the registered environments")
     envs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     envs.set_defaults(run=_cmd_envs)
+    # Its options come from the chosen algorithm's config, so the baselines parse them.
+    train = commands.add_parser(
+        "train", help="train a team with MAGRPO, IGRPO or GRPO (see train --help)", add_help=False
+    )
+    train.set_defaults(run=_cmd_train)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llm-marl`` command."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     return int(args.run(args))
 
 

@@ -1,0 +1,165 @@
+"""``llm-marl train``: the command line built from the config dataclasses, plus YAML files.
+
+Every field of the chosen algorithm's config is an option (``num_steps`` -> ``--num-steps``,
+booleans as ``--lora`` / ``--no-lora``, ``none`` for optional values, JSON for dicts), with
+the field's docstring as its help. ``--config run.yaml`` reads the same keys from a file (and
+may name ``algo``); options given on the command line win over the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import sys
+import textwrap
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from llm_marl.baselines import ALGORITHMS, trainer_class
+from llm_marl.baselines.config import TrainConfig
+
+__all__ = ["build_train_parser", "config_from_args", "field_docs", "read_config_file", "train_main"]
+
+DEFAULT_ALGO = "magrpo"
+
+
+def field_docs(config_class: type) -> dict[str, str]:
+    """The docstring under each dataclass field of ``config_class`` and its bases."""
+    docs: dict[str, str] = {}
+    for klass in reversed(config_class.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0]
+        assert isinstance(body, ast.ClassDef)
+        for node, after in zip(body.body, body.body[1:], strict=False):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def _converter(kind: Any) -> tuple[Callable[[str], Any], str]:
+    """A string parser for a field of type ``kind`` and its metavar."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in args:
+        (inner,) = [a for a in args if a is not type(None)]
+        parse, metavar = _converter(inner)
+        return (lambda text: None if text.lower() == "none" else parse(text)), f"{metavar}|none"
+    if kind is dict or typing.get_origin(kind) is dict:
+        return _json_object, "JSON"
+    if kind in (int, float, str):
+        return kind, kind.__name__.upper()
+    raise TypeError(f"no command-line form for fields of type {kind!r}")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def build_train_parser(config_class: type[TrainConfig]) -> argparse.ArgumentParser:
+    """The ``llm-marl train`` parser with one option per field of ``config_class``."""
+    parser = argparse.ArgumentParser(
+        prog="llm-marl train",
+        description="Train a team of LLM agents on an llm-marl env (MAGRPO, IGRPO or GRPO).",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--algo", choices=sorted(ALGORITHMS), help=f"default {DEFAULT_ALGO}")
+    parser.add_argument("--config", metavar="YAML", help="read settings from a YAML file")
+    docs, hints = field_docs(config_class), typing.get_type_hints(config_class)
+    for item in dataclasses.fields(config_class):
+        flag = "--" + item.name.replace("_", "-")
+        default = _default(item)
+        help_text = f"{docs.get(item.name, '')} (default: {default!r})"
+        if hints[item.name] is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parse, metavar = _converter(hints[item.name])
+            parser.add_argument(flag, type=parse, metavar=metavar, help=help_text)
+    return parser
+
+
+def _default(item: dataclasses.Field[Any]) -> Any:
+    if item.default_factory is not dataclasses.MISSING:
+        return item.default_factory()
+    return item.default
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of a YAML config file (keys are field names, ``-`` or ``_``)."""
+    import yaml
+
+    text = Path(path).read_text()
+    values = yaml.safe_load(text) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a config file holds a mapping of settings, got {values!r}")
+    return {str(k).replace("-", "_"): v for k, v in values.items()}
+
+
+def config_from_args(argv: Sequence[str]) -> tuple[str, TrainConfig]:
+    """The algorithm and its config from command-line arguments (and a ``--config`` file)."""
+    first = argparse.ArgumentParser(prog="llm-marl train", add_help=False)
+    first.add_argument("--algo", choices=sorted(ALGORITHMS))
+    first.add_argument("--config")
+    known, _ = first.parse_known_args(argv)
+    from_file = read_config_file(known.config) if known.config else {}
+    algo = known.algo or from_file.pop("algo", DEFAULT_ALGO)
+    from_file.pop("algo", None)
+    if algo not in ALGORITHMS:
+        raise ValueError(
+            f"unknown algo {algo!r} in {known.config}; choose from {sorted(ALGORITHMS)}"
+        )
+    config_class = ALGORITHMS[algo][0]
+    parser = build_train_parser(config_class)
+    given = vars(parser.parse_args(argv))
+    given.pop("algo", None)
+    given.pop("config", None)
+    names = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(from_file) - names)
+    if unknown:
+        raise ValueError(
+            f"{known.config}: unknown settings {unknown} for {algo}; known ones: {sorted(names)}"
+        )
+    return algo, config_class(**{**from_file, **given})
+
+
+def train_main(argv: Sequence[str]) -> int:
+    """Run ``llm-marl train``; print where the log, the checkpoint and the plot went."""
+    try:
+        algo, config = config_from_args(argv)
+        trainer = trainer_class(algo)(config)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as error:
+        print(f"llm-marl train: error: {error}", file=sys.stderr)
+        return 2
+    result = trainer.train()
+    from llm_marl.baselines.run_log import METRICS_FILE, quarter_means
+
+    last = result.metrics[-1]
+    print(f"run:        {result.run_dir}")
+    print(f"metrics:    {result.run_dir / METRICS_FILE} ({len(result.metrics)} steps)")
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"plot:       {result.plot}")
+    print(f"last step:  team_reward_mean={last['team_reward_mean']:.3f}")
+    if len(result.metrics) >= 4:
+        first_q, last_q = quarter_means(result.metrics)
+        print(
+            f"team reward, first quarter of steps {first_q:.3f} -> last quarter {last_q:.3f} "
+            f"({last_q - first_q:+.3f})"
+        )
+    return 0

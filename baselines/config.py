@@ -1,0 +1,201 @@
+"""Run settings of the trainers: one dataclass per algorithm, one docstring per field.
+
+The ``llm-marl train`` command line is built from these fields (``--num-steps 40``), and YAML
+files with the same keys are accepted (``--config run.yaml``). This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from llm_marl.checks import check_int
+
+__all__ = [
+    "ADVANTAGE_MODES",
+    "JOINT_MODES",
+    "LOSS_AGGREGATIONS",
+    "GRPOConfig",
+    "IGRPOConfig",
+    "MAGRPOConfig",
+    "TrainConfig",
+]
+
+ADVANTAGE_MODES: tuple[str, ...] = ("mean", "rloo", "max", "raw")
+LOSS_AGGREGATIONS: tuple[str, ...] = ("sequence_sum", "token_mean")
+JOINT_MODES: tuple[str, ...] = ("aligned", "cross")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass
+class TrainConfig:
+    """Settings every trainer shares; the defaults follow the MAGRPO paper's runs."""
+
+    algo: ClassVar[str] = "base"
+
+    # ------------------------------------------------------------------ task and model
+    env: str = "tldr_v0"
+    """Registered env id (``llm-marl envs`` lists them)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for ``llm_marl.make``, such as ``{"data": "posts.jsonl"}``."""
+    num_turns: int = 1
+    """Turns per episode; above 1 the rollout is a tree of depth ``num_turns``."""
+    model: str = "embedded"
+    """Base model: ``embedded``, ``tiny``, a local folder or a hub id."""
+    lora: bool = True
+    """One LoRA adapter per agent on a shared base; false trains full weights, one copy each."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by ``lora_alpha / lora_r``)."""
+    dtype: str | None = None
+    """Torch dtype name of the weights (default float32)."""
+    device: str | None = None
+    """Torch device (default CUDA when available, else CPU)."""
+
+    # ------------------------------------------------------------------ sampling
+    num_generations: int = 4
+    """Samples per agent and prompt: the group size G."""
+    temperature: float = 0.8
+    """Sampling temperature."""
+    top_p: float = 0.95
+    """Nucleus sampling mass."""
+    max_new_tokens: int = 256
+    """Longest response in tokens."""
+
+    # ------------------------------------------------------------------ objective
+    advantage: str = "mean"
+    """Group baseline: ``mean``, ``rloo`` (leave one out), ``max`` or ``raw`` (none)."""
+    scale_by_std: bool = False
+    """Divide advantages by the group's standard deviation (when it is not zero)."""
+    loss_aggregation: str = "sequence_sum"
+    """``sequence_sum`` (the paper: sum of token terms) or ``token_mean`` (mean per response)."""
+    clip_epsilon: float = 0.0
+    """PPO ratio clipping range; 0 turns clipping off (the paper's plain policy gradient)."""
+    inner_epochs: int = 1
+    """Gradient steps on each batch of samples; above 1 needs ``clip_epsilon > 0``."""
+    kl_beta: float = 0.0
+    """Weight of the KL penalty to the frozen reference policy; 0 turns it off."""
+    gamma: float = 0.9
+    """Discount of later turns' returns in multi-turn trees."""
+    early_stop_threshold: float | None = None
+    """Do not expand a node whose joint actions' mean team reward reaches this; none: never."""
+    expand_top_k: int = 0
+    """Expand only the k best joint actions of each node (1: a single best path); 0: all."""
+
+    # ------------------------------------------------------------------ optimisation
+    num_steps: int = 100
+    """Optimiser steps (updates) of the run."""
+    tasks_per_step: int = 1
+    """Tasks (env resets) whose gradients are accumulated into one update."""
+    learning_rate: float = 1e-5
+    """AdamW learning rate, one optimiser per agent."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Clip each agent's gradient norm to this; 0 turns clipping off."""
+    logprob_batch_size: int | None = None
+    """Most responses in one forward pass of the loss; none: all of a task at once."""
+    seed: int = 0
+    """Seed of the data order, the sampling and the initial adapters' randomness."""
+
+    # ------------------------------------------------------------------ run output
+    output_dir: str = "runs"
+    """Folder that holds the run folders."""
+    run_name: str = ""
+    """Name of this run's folder; empty: ``<algo>-<env>-seed<seed>``."""
+    resume: bool = False
+    """Continue from the run folder's last checkpoint."""
+    overwrite: bool = False
+    """Start over in a run folder that already holds a run (its old outputs are deleted)."""
+    checkpoint_every: int = 0
+    """Checkpoint every N steps (a last one is always written at the end); 0: only at the end."""
+    eval_every: int = 0
+    """Evaluate on the env's test split every N steps (and at the end); 0: never."""
+    eval_tasks: int = 8
+    """Test tasks per evaluation (the first ones of the test split)."""
+    log_samples_every: int = 10
+    """Write sample responses to ``samples.jsonl`` every N steps; 0: never."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_turns", "lora_r", "lora_alpha", "num_generations", "max_new_tokens"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("inner_epochs", "num_steps", "tasks_per_step", "eval_tasks"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("expand_top_k", "checkpoint_every", "eval_every", "log_samples_every"):
+            check_int(name, getattr(self, name), 0)
+        check_int("seed", self.seed, 0)
+        if self.logprob_batch_size is not None:
+            check_int("logprob_batch_size", self.logprob_batch_size, 1)
+        _check_choice("advantage", self.advantage, ADVANTAGE_MODES)
+        _check_choice("loss_aggregation", self.loss_aggregation, LOSS_AGGREGATIONS)
+        if not self.temperature > 0:
+            raise ValueError(
+                f"temperature must be > 0 (a group of greedy samples is all equal), "
+                f"got {self.temperature!r}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        for name in ("learning_rate",):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "max_grad_norm", "clip_epsilon", "kl_beta"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.gamma <= 1:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
+        if self.inner_epochs > 1 and self.clip_epsilon == 0:
+            raise ValueError(
+                f"inner_epochs={self.inner_epochs} reuses each batch of samples, which needs "
+                "importance ratios: set clip_epsilon (for example 0.2) or inner_epochs=1"
+            )
+        if not isinstance(self.env_kwargs, dict):
+            raise TypeError(f"env_kwargs must be a dict, got {type(self.env_kwargs).__name__}")
+        if self.run_name and not _RUN_NAME.fullmatch(self.run_name):
+            raise ValueError(
+                f"run_name {self.run_name!r} names a folder: use letters, digits, '_', '-', '.'"
+            )
+
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other: pick one")
+
+    @property
+    def name(self) -> str:
+        """The run folder's name: ``run_name``, or ``<algo>-<env>-seed<seed>``."""
+        return self.run_name or f"{self.algo}-{self.env}-seed{self.seed}"
+
+
+@dataclass
+class MAGRPOConfig(TrainConfig):
+    """MAGRPO: every agent learns from the shared team reward with a shared group baseline."""
+
+    algo: ClassVar[str] = "magrpo"
+
+    joint_mode: str = "aligned"
+    """``aligned`` pairs sample g of every agent (G joint actions); ``cross`` scores all G^n."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_choice("joint_mode", self.joint_mode, JOINT_MODES)
+
+
+@dataclass
+class IGRPOConfig(TrainConfig):
+    """Independent GRPO: each agent learns from its own individual reward and own baseline."""
+
+    algo: ClassVar[str] = "igrpo"
+
+
+@dataclass
+class GRPOConfig(TrainConfig):
+    """Single-agent GRPO: one model writes every part in one response (the env's solo view)."""
+
+    algo: ClassVar[str] = "grpo"
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")

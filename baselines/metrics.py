@@ -1,0 +1,84 @@
+"""Per-step metrics from the scored trees and the update: plain floats, flat names.
+
+Names: ``team_reward_mean`` / ``team_reward_std`` (every joint action scored this step, every
+turn), ``team_reward/turn{t}_mean``, ``reward/{agent}/turn{t}_mean`` and ``_std`` (the env's
+reward for that agent), ``terms/{name}`` (each reward term's mean), ``equal_reward_groups``
+(fraction of groups whose returns are all equal, so they teach nothing), ``advantage/...``,
+``kl``, ``clip_fraction``, ``completion_tokens/{agent}``, ``truncated/{agent}`` (fraction that
+hit ``max_new_tokens``), ``tokens_per_second`` (sampling throughput).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from llm_marl.baselines.rollout import Joint, Node
+from llm_marl.baselines.update import Group, LossStats
+
+__all__ = ["group_metrics", "reward_metrics"]
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def _joints(trees: Iterable[Node]) -> list[tuple[Node, Joint]]:
+    return [(node, joint) for tree in trees for node in tree.walk() for joint in node.joints]
+
+
+def reward_metrics(trees: Sequence[Node]) -> dict[str, float]:
+    """Team and per-agent rewards per turn, and every reward term, over all joint actions."""
+    scored = _joints(trees)
+    metrics: dict[str, float] = {}
+    team = [j.team_reward for _, j in scored]
+    metrics["team_reward_mean"], metrics["team_reward_std"] = _mean_std(team)
+    by_turn: dict[int, list[float]] = defaultdict(list)
+    by_agent_turn: dict[tuple[str, int], list[float]] = defaultdict(list)
+    terms: dict[str, list[float]] = defaultdict(list)
+    for node, joint in scored:
+        by_turn[node.turn].append(joint.team_reward)
+        for agent, reward in joint.rewards.items():
+            by_agent_turn[agent, node.turn].append(reward)
+        for name, value in joint.terms.items():
+            terms[name].append(float(value))
+    for turn, values in sorted(by_turn.items()):
+        metrics[f"team_reward/turn{turn}_mean"] = statistics.fmean(values)
+    for (agent, turn), values in sorted(by_agent_turn.items()):
+        mean, std = _mean_std(values)
+        metrics[f"reward/{agent}/turn{turn}_mean"] = mean
+        metrics[f"reward/{agent}/turn{turn}_std"] = std
+    for name, values in sorted(terms.items()):
+        metrics[f"terms/{name}"] = statistics.fmean(values)
+    metrics["nodes"] = float(sum(1 for tree in trees for _ in tree.walk()))
+    return metrics
+
+
+def group_metrics(groups: Sequence[Group], loss: LossStats) -> dict[str, float]:
+    """Advantage statistics, equal-reward groups, KL, clipping and response lengths."""
+    advantages = torch.cat([g.advantages for g in groups])  # (sum of G over groups,)
+    equal = [max(g.returns) - min(g.returns) <= 1e-9 for g in groups]
+    metrics = {
+        "equal_reward_groups": sum(equal) / len(equal),
+        "advantage/mean": float(advantages.mean()),
+        "advantage/std": float(advantages.std(unbiased=False)),
+        "advantage/min": float(advantages.min()),
+        "advantage/max": float(advantages.max()),
+        "advantage/abs_mean": float(advantages.abs().mean()),
+        "loss": loss.loss,
+        "kl": loss.kl_tokens / max(loss.tokens, 1),
+        "clip_fraction": loss.clipped_tokens / max(loss.tokens, 1),
+    }
+    lengths: dict[str, list[int]] = defaultdict(list)
+    truncated: dict[str, list[bool]] = defaultdict(list)
+    for group in groups:
+        for completion in group.completions:
+            lengths[group.agent].append(completion.num_tokens)
+            truncated[group.agent].append(completion.finish_reason == "length")
+    for agent in sorted(lengths):
+        metrics[f"completion_tokens/{agent}"] = statistics.fmean(lengths[agent])
+        metrics[f"truncated/{agent}"] = statistics.fmean(map(float, truncated[agent]))
+    return metrics

@@ -1,0 +1,228 @@
+"""Rollout trees: every agent samples G responses, joint actions are scored, branches grow.
+
+One task (one env reset) gives one tree. A :class:`Node` is one turn of one branch: each agent's
+prompt and its G samples, and the joint actions formed from them (``aligned``: sample g of
+every agent, G of them; ``cross``: the Cartesian product, G^n). Each joint action is scored by
+stepping a copy of the node's env, so the env is used through its PettingZoo API only. While the
+episode goes on, chosen joint actions get a child node for the next turn (all of them, the best
+``expand_top_k``, or none when the node's mean team reward reaches ``early_stop_threshold``).
+Returns are backed up once the tree is complete: a joint action's return is its reward plus
+``gamma`` times the mean return of its child's joint actions, and a sample's return is the mean
+over the joint actions it takes part in.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pettingzoo import ParallelEnv
+
+from llm_marl.models import Completion, SamplingConfig, Team
+
+__all__ = ["Joint", "Node", "TreeSettings", "joint_picks", "observation_text", "rollout_tree"]
+
+
+@dataclass(frozen=True)
+class TreeSettings:
+    """How joint actions are formed and how far the tree grows."""
+
+    joint_mode: str = "aligned"
+    """``aligned`` or ``cross``."""
+    gamma: float = 0.9
+    """Discount of the next turn's return."""
+    early_stop_threshold: float | None = None
+    """No children for a node whose mean team reward reaches this."""
+    expand_top_k: int = 0
+    """Children only for the k best joint actions by team reward; 0: all."""
+
+
+@dataclass
+class Joint:
+    """One scored joint action of a node."""
+
+    picks: tuple[int, ...]
+    """The sample index of each agent, in the node's agent order."""
+    rewards: dict[str, float]
+    """The env's reward for each agent (the team reward, or each one's own share)."""
+    team_reward: float
+    """The team reward (``infos[agent]["team_reward"]`` when the env gives it)."""
+    terms: dict[str, float]
+    """Reward terms by name (``infos[agent]["reward_terms"]`` when the env gives it)."""
+    done: bool
+    """True when the episode ended with this joint action."""
+    child: Node | None = None
+    """The next turn's node, when this joint action was expanded."""
+    returns: dict[str, float] = field(default_factory=dict)
+    """Each agent's discounted return from here (set by the backup)."""
+
+
+@dataclass
+class Node:
+    """One turn of one branch: the agents' prompts, samples and scored joint actions."""
+
+    turn: int
+    """0 for the first turn."""
+    agents: tuple[str, ...]
+    """The live agents, in env order."""
+    prompts: dict[str, str]
+    """Each agent's prompt."""
+    env: ParallelEnv[Any, Any, Any] | None
+    """The env positioned before this turn (released once the node is scored)."""
+    samples: dict[str, list[Completion]] = field(default_factory=dict)
+    """Each agent's G samples."""
+    joints: list[Joint] = field(default_factory=list)
+    """The scored joint actions."""
+    sample_returns: dict[str, list[float]] = field(default_factory=dict)
+    """Each agent's return per own sample (set by the backup)."""
+
+    def walk(self) -> Iterator[Node]:
+        """This node and every node below it, parents first."""
+        yield self
+        for joint in self.joints:
+            if joint.child is not None:
+                yield from joint.child.walk()
+
+
+def joint_picks(mode: str, num_samples: int, num_agents: int) -> list[tuple[int, ...]]:
+    """The sample indices of every joint action: G aligned tuples or G^n crossed ones."""
+    if mode == "aligned":
+        return [(g,) * num_agents for g in range(num_samples)]
+    if mode == "cross":
+        return list(itertools.product(range(num_samples), repeat=num_agents))
+    raise ValueError(f"joint_mode must be 'aligned' or 'cross', got {mode!r}")
+
+
+def observation_text(observation: Any) -> str:
+    """The prompt inside an observation: ``{"text": prompt}`` (llm-marl envs) or a plain str."""
+    if isinstance(observation, Mapping) and isinstance(observation.get("text"), str):
+        return str(observation["text"])
+    if isinstance(observation, str):
+        return observation
+    raise TypeError(
+        "the trainers need text observations: a str or a dict with a 'text' str, got "
+        f"{type(observation).__name__}"
+    )
+
+
+@dataclass
+class RolloutStats:
+    """Time and tokens spent sampling, for throughput metrics."""
+
+    generation_seconds: float = 0.0
+    generated_tokens: int = 0
+
+
+def rollout_tree(
+    env: ParallelEnv[Any, Any, Any],
+    reset_kwargs: Mapping[str, Any],
+    team: Team,
+    sampling: SamplingConfig,
+    settings: TreeSettings,
+    stats: RolloutStats | None = None,
+) -> Node:
+    """Reset ``env`` with ``reset_kwargs`` and grow the scored tree of one task.
+
+    Each level of the tree (every node of one turn) is sampled in one batched ``generate``
+    call. ``env`` itself is only reset; joint actions step deep copies of it.
+    """
+    observations, _ = env.reset(**reset_kwargs)
+    root = _node(0, env, observations)
+    level = [root]
+    while level:
+        _sample(level, team, sampling, stats)
+        next_level: list[Node] = []
+        for node in level:
+            _score(node, settings)
+            next_level.extend(_expand(node, settings))
+        level = next_level
+    _backup(root, settings.gamma)
+    return root
+
+
+def _node(turn: int, env: ParallelEnv[Any, Any, Any], observations: Mapping[str, Any]) -> Node:
+    agents = tuple(env.agents)
+    missing = [a for a in agents if a not in observations]
+    if missing:
+        raise ValueError(f"the env gave no observation for live agents {missing}")
+    prompts = {a: observation_text(observations[a]) for a in agents}
+    return Node(turn=turn, agents=agents, prompts=prompts, env=env)
+
+
+def _sample(
+    level: Sequence[Node], team: Team, sampling: SamplingConfig, stats: RolloutStats | None
+) -> None:
+    requests = [(agent, node.prompts[agent]) for node in level for agent in node.agents]
+    start = time.perf_counter()
+    groups = iter(team.generate(requests, sampling))
+    for node in level:
+        node.samples = {agent: next(groups) for agent in node.agents}
+    if stats is not None:
+        stats.generation_seconds += time.perf_counter() - start
+        stats.generated_tokens += sum(
+            c.num_tokens for node in level for group in node.samples.values() for c in group
+        )
+
+
+def _score(node: Node, settings: TreeSettings) -> None:
+    assert node.env is not None
+    num_samples = len(node.samples[node.agents[0]])
+    for picks in joint_picks(settings.joint_mode, num_samples, len(node.agents)):
+        branch = copy.deepcopy(node.env)
+        actions = {a: node.samples[a][g].text for a, g in zip(node.agents, picks, strict=True)}
+        observations, rewards, terminations, truncations, infos = branch.step(actions)
+        first = infos.get(node.agents[0], {})
+        agent_rewards = {a: float(rewards[a]) for a in node.agents}
+        team_reward = float(
+            first.get("team_reward", sum(agent_rewards.values()) / len(node.agents))
+        )
+        done = not branch.agents or all(
+            terminations.get(a, False) or truncations.get(a, False) for a in node.agents
+        )
+        joint = Joint(picks, agent_rewards, team_reward, dict(first.get("reward_terms", {})), done)
+        if not done:
+            joint.child = _node(node.turn + 1, branch, observations)
+        node.joints.append(joint)
+    node.env = None
+
+
+def _expand(node: Node, settings: TreeSettings) -> list[Node]:
+    """Keep the children the settings allow, drop the others; return the kept ones."""
+    open_joints = [j for j in node.joints if j.child is not None]
+    mean_team = sum(j.team_reward for j in node.joints) / len(node.joints)
+    stop = settings.early_stop_threshold is not None and mean_team >= settings.early_stop_threshold
+    keep = [] if stop else open_joints
+    if settings.expand_top_k and len(keep) > settings.expand_top_k:
+        ranked = sorted(keep, key=lambda j: -j.team_reward)  # stable: ties keep sample order
+        keep = ranked[: settings.expand_top_k]
+    kept = {id(j) for j in keep}
+    for joint in open_joints:
+        if id(joint) not in kept:
+            joint.child = None
+    return [j.child for j in keep if j.child is not None]
+
+
+def _backup(node: Node, gamma: float) -> None:
+    """Fill joint returns (reward + gamma * mean child return) and per-sample returns."""
+    for joint in node.joints:
+        if joint.child is not None:
+            _backup(joint.child, gamma)
+            children = joint.child.joints
+            joint.returns = {
+                a: joint.rewards[a]
+                + gamma * sum(c.returns.get(a, 0.0) for c in children) / len(children)
+                for a in node.agents
+            }
+        else:
+            joint.returns = dict(joint.rewards)
+    num_samples = len(node.samples[node.agents[0]])
+    for index, agent in enumerate(node.agents):
+        totals, counts = [0.0] * num_samples, [0] * num_samples
+        for joint in node.joints:
+            totals[joint.picks[index]] += joint.returns[agent]
+            counts[joint.picks[index]] += 1
+        node.sample_returns[agent] = [t / c for t, c in zip(totals, counts, strict=True)]

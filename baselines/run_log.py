@@ -1,0 +1,127 @@
+"""A run's outputs besides checkpoints: ``metrics.jsonl``, ``samples.jsonl``, TensorBoard
+(when installed) and the reward curve ``reward.png``."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "METRICS_FILE",
+    "PLOT_FILE",
+    "SAMPLES_FILE",
+    "RunLog",
+    "plot_rewards",
+    "quarter_means",
+    "read_metrics",
+]
+
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_FILE = "samples.jsonl"
+PLOT_FILE = "reward.png"
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The step records of a ``metrics.jsonl`` file (an empty list when it is missing)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+class RunLog:
+    """Appends one JSON line per step; mirrors scalars to TensorBoard when it is installed."""
+
+    def __init__(self, run_dir: Path, *, keep_until_step: int | None = None) -> None:
+        """Open the logs of ``run_dir``; ``keep_until_step`` drops records after that step
+        (a resumed run rewrites what came after its checkpoint)."""
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for name in (METRICS_FILE, SAMPLES_FILE):
+            path = run_dir / name
+            kept = [r for r in read_metrics(path) if r["step"] <= (keep_until_step or 0)]
+            path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self._writer = _tensorboard(run_dir / "tensorboard")
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Append the metrics of ``step``."""
+        record = {"step": step, **{k: _finite(v) for k, v in metrics.items()}}
+        with (self.run_dir / METRICS_FILE).open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._writer is not None:
+            for name, value in metrics.items():
+                if isinstance(value, int | float):
+                    self._writer.add_scalar(name, value, step)
+            self._writer.flush()
+
+    def log_samples(self, step: int, samples: Sequence[Mapping[str, Any]]) -> None:
+        """Append sample prompts and responses of ``step``."""
+        with (self.run_dir / SAMPLES_FILE).open("a") as f:
+            f.write(json.dumps({"step": step, "samples": list(samples)}) + "\n")
+
+    def plot(self) -> Path:
+        """Draw ``reward.png`` from ``metrics.jsonl``; its path."""
+        return plot_rewards(read_metrics(self.run_dir / METRICS_FILE), self.run_dir / PLOT_FILE)
+
+    def close(self) -> None:
+        """Flush and close TensorBoard."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _tensorboard(folder: Path) -> Any:
+    try:
+        import tensorboard  # noqa: F401
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder))
+
+
+def plot_rewards(records: Sequence[Mapping[str, Any]], path: Path, window: int = 5) -> Path:
+    """The team reward per step (and its moving mean, and test-split evaluations) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in records if r.get("team_reward_mean") is not None]
+    rewards = [r["team_reward_mean"] for r in records if r.get("team_reward_mean") is not None]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.plot(steps, rewards, color="0.7", lw=1, label="team reward (train samples)")
+    if rewards:
+        smooth = [
+            sum(rewards[max(0, i - window + 1) : i + 1])
+            / len(rewards[max(0, i - window + 1) : i + 1])
+            for i in range(len(rewards))
+        ]
+        ax.plot(steps, smooth, color="C0", lw=2, label=f"moving mean ({window} steps)")
+    evals = [
+        (r["step"], r["eval/team_reward_mean"]) for r in records if "eval/team_reward_mean" in r
+    ]
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", color="C1", label="team reward (test split)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("team reward")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def quarter_means(records: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
+    """Mean ``team_reward_mean`` of the first and of the last quarter of the steps."""
+    rewards = [float(r["team_reward_mean"]) for r in records]
+    if len(rewards) < 4:
+        raise ValueError(f"quarters need at least 4 steps, got {len(rewards)}")
+    quarter = len(rewards) // 4
+    return sum(rewards[:quarter]) / quarter, sum(rewards[-quarter:]) / quarter

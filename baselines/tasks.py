@@ -1,0 +1,43 @@
+"""The data order of a run: which task each position of the run trains on, deterministically.
+
+Position k (the k-th task of the run, counting every task of every update) maps to a task
+through ``(seed, k)`` alone, so a resumed run sees the same tasks in the same order. Envs that
+list their tasks (``env.tasks`` with ``task_id``, as every llm-marl env does) are walked in a
+fresh shuffled order each epoch; other envs are reset with a seed drawn from ``(seed, k)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TaskOrder", "listed_task_ids"]
+
+
+def listed_task_ids(env: Any) -> list[str] | None:
+    """The env's task ids (``env.tasks[i].task_id``), or None when it does not list them."""
+    tasks = getattr(env, "tasks", None)
+    if tasks is None:
+        return None
+    ids = [getattr(task, "task_id", None) for task in tasks]
+    if not ids or any(not isinstance(i, str) for i in ids):
+        return None
+    return [str(i) for i in ids]
+
+
+class TaskOrder:
+    """Reset arguments for each position of a run."""
+
+    def __init__(self, env: Any, seed: int) -> None:
+        self.seed = seed
+        self.task_ids = listed_task_ids(env)
+
+    def reset_kwargs(self, position: int) -> dict[str, Any]:
+        """``env.reset`` keyword arguments for the task at ``position`` (0-based)."""
+        episode_seed = int(np.random.default_rng([self.seed, position, 1]).integers(2**31))
+        if self.task_ids is None:
+            return {"seed": episode_seed}
+        epoch, index = divmod(position, len(self.task_ids))
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.task_ids))
+        return {"seed": episode_seed, "options": {"task_id": self.task_ids[int(order[index])]}}

@@ -1,0 +1,304 @@
+"""The core every trainer shares: the run folder, the loop, evaluation and checkpoints.
+
+An algorithm is a subclass that states only where it differs: the env options it needs
+(``env_options``: the individual reward for IGRPO, the single-agent view for GRPO) and how joint
+actions are formed (``joint_mode``). Each update: roll out one tree per task for
+``tasks_per_step`` tasks, turn every (node, agent) into a group with group-relative
+advantages, backpropagate task by task, then step each agent's own optimiser.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import yaml
+from pettingzoo import ParallelEnv
+
+import llm_marl
+from llm_marl.baselines.checkpoint import (
+    TEAM_DIR,
+    latest_checkpoint,
+    load_trainer_state,
+    save_checkpoint,
+)
+from llm_marl.baselines.config import TrainConfig
+from llm_marl.baselines.evaluation import evaluate, evaluation_resets
+from llm_marl.baselines.metrics import group_metrics, reward_metrics
+from llm_marl.baselines.rollout import Node, RolloutStats, TreeSettings, rollout_tree
+from llm_marl.baselines.run_log import METRICS_FILE, RunLog, read_metrics
+from llm_marl.baselines.tasks import TaskOrder
+from llm_marl.baselines.update import (
+    LossStats,
+    attach_reference,
+    backpropagate,
+    optimizer_step,
+    tree_groups,
+)
+from llm_marl.models import LoRASettings, SamplingConfig, Team, load_policy
+
+__all__ = ["CONFIG_FILE", "TrainResult", "Trainer"]
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINTS = "checkpoints"
+#: Characters of a prompt kept in ``samples.jsonl`` (its end, where the instruction is).
+SAMPLE_PROMPT_CHARS = 600
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a finished run put its outputs, and its step records."""
+
+    run_dir: Path
+    metrics: list[dict[str, Any]]
+    checkpoint: Path
+    plot: Path
+
+
+class Trainer:
+    """Group-relative policy optimisation of a team of LLM agents on a PettingZoo env."""
+
+    config_class: ClassVar[type[TrainConfig]] = TrainConfig
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        team: Team | None = None,
+        env: ParallelEnv[Any, Any, Any] | None = None,
+        eval_env: ParallelEnv[Any, Any, Any] | None = None,
+    ) -> None:
+        """Prepare a run (or resume one, with ``config.resume``).
+
+        Args:
+            config: the run's settings (an instance of this trainer's ``config_class``).
+            team: an already built team; default: built from ``config.model``.
+            env: the training env; default: ``llm_marl.make(config.env, ...)``.
+            eval_env: the env of held-out evaluation; default: the same id, ``split="test"``.
+        """
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        self.config = config
+        self.run_dir = Path(config.output_dir) / config.name
+        self._resume_from = self._prepare_run_dir()
+        if self._resume_from is not None and team is not None:
+            raise ValueError("resume reloads the team from its checkpoint: do not pass team")
+        _seed_everything(config.seed)
+        self.env = env if env is not None else self.make_env("train")
+        self.eval_env = eval_env
+        if self.eval_env is None and config.eval_every:
+            self.eval_env = self.make_env("test")
+        self.team = team if team is not None else self._build_team()
+        _check_agents(self.team, self.env)
+        self.optimizers = {
+            agent: torch.optim.AdamW(
+                self.team.trainable_parameters(agent),
+                lr=config.learning_rate,
+                weight_decay=config.weight_decay,
+            )
+            for agent in self.team.agents
+        }
+        self.step = 0
+        self.position = 0
+        if self._resume_from is not None:
+            self._restore(self._resume_from)
+        self.order = TaskOrder(self.env, config.seed)
+        self.sampling = SamplingConfig(
+            num_samples=config.num_generations,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            max_new_tokens=config.max_new_tokens,
+        )
+        self.tree = TreeSettings(
+            joint_mode=self.joint_mode,
+            gamma=config.gamma,
+            early_stop_threshold=config.early_stop_threshold,
+            expand_top_k=config.expand_top_k,
+        )
+
+    # --------------------------------------------------------------- algorithm hooks
+    @property
+    def joint_mode(self) -> str:
+        """How joint actions are formed from the agents' samples."""
+        return "aligned"
+
+    def env_options(self) -> dict[str, Any]:
+        """Keyword arguments this algorithm needs from the env (beside ``config.env_kwargs``)."""
+        return {}
+
+    # --------------------------------------------------------------- set-up
+    def make_env(self, split: str) -> ParallelEnv[Any, Any, Any]:
+        """The registered env of ``config.env`` for ``split``, with this algorithm's options."""
+        kwargs = {**self.env_options(), **self.config.env_kwargs}
+        if self.config.num_turns != 1:
+            kwargs["num_turns"] = self.config.num_turns
+        if split != "train":
+            kwargs["split"] = split
+        return llm_marl.make(self.config.env, **kwargs)
+
+    def _build_team(self) -> Team:
+        config = self.config
+        if self._resume_from is not None:
+            folder = self._resume_from / TEAM_DIR
+            return load_policy(folder, dtype=config.dtype, device=config.device)
+        lora = LoRASettings(r=config.lora_r, alpha=config.lora_alpha) if config.lora else None
+        return load_policy(
+            config.model,
+            agents=list(self.env.possible_agents),
+            lora=lora,
+            dtype=config.dtype,
+            device=config.device,
+        )
+
+    def _prepare_run_dir(self) -> Path | None:
+        """The checkpoint to resume from; refuses to mix a new run into an old folder."""
+        config, checkpoints = self.config, self.run_dir / CHECKPOINTS
+        if config.resume:
+            latest = latest_checkpoint(checkpoints)
+            if latest is None:
+                raise FileNotFoundError(
+                    f"--resume: no checkpoint in {checkpoints}; start the run without --resume"
+                )
+            return latest
+        if (self.run_dir / METRICS_FILE).exists() or checkpoints.exists():
+            if not config.overwrite:
+                raise FileExistsError(
+                    f"{self.run_dir} already holds a run: pass --resume to continue it, "
+                    "--overwrite to start over, or another --run-name"
+                )
+            shutil.rmtree(self.run_dir)
+        return None
+
+    def _restore(self, checkpoint: Path) -> None:
+        state = load_trainer_state(checkpoint)
+        for agent, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][agent])
+        self.step, self.position = int(state["step"]), int(state["position"])
+
+    # --------------------------------------------------------------- the loop
+    def train(self) -> TrainResult:
+        """Run until ``config.num_steps`` updates; write logs, checkpoints and the plot."""
+        from tqdm.auto import tqdm
+
+        config = self.config
+        log = RunLog(self.run_dir, keep_until_step=self.step)
+        (self.run_dir / CONFIG_FILE).write_text(
+            yaml.safe_dump({"algo": config.algo, **asdict(config)}, sort_keys=False)
+        )
+        checkpoint = latest_checkpoint(self.run_dir / CHECKPOINTS)
+        bar = tqdm(
+            total=config.num_steps,
+            initial=self.step,
+            desc=f"{config.algo} {config.env}",
+            disable=not config.progress,
+        )
+        try:
+            while self.step < config.num_steps:
+                metrics, trees = self.train_step()
+                if _due(self.step, config.eval_every, config.num_steps):
+                    metrics.update(self.evaluate())
+                log.log(self.step, metrics)
+                if _due(self.step, config.log_samples_every, 0):
+                    log.log_samples(self.step, _samples(trees[0]))
+                if _due(self.step, config.checkpoint_every, config.num_steps):
+                    checkpoint = self.save_checkpoint()
+                bar.update(1)
+                bar.set_postfix(team_reward=f"{metrics['team_reward_mean']:.3f}")
+        finally:
+            bar.close()
+            log.close()
+        if checkpoint is None:
+            checkpoint = self.save_checkpoint()
+        plot = log.plot()
+        return TrainResult(
+            self.run_dir, read_metrics(self.run_dir / METRICS_FILE), checkpoint, plot
+        )
+
+    def train_step(self) -> tuple[dict[str, float], list[Node]]:
+        """One update: roll out, backpropagate, step every optimiser; its metrics and trees."""
+        config, start, stats = self.config, time.perf_counter(), RolloutStats()
+        trees = [
+            rollout_tree(
+                self.env,
+                self.order.reset_kwargs(self.position + k),
+                self.team,
+                self.sampling,
+                self.tree,
+                stats,
+            )
+            for k in range(config.tasks_per_step)
+        ]
+        per_task = [tree_groups(tree, config) for tree in trees]
+        if config.kl_beta > 0:
+            for groups in per_task:
+                attach_reference(self.team, groups, config.logprob_batch_size)
+        loss, norms = LossStats(), {}
+        for _ in range(config.inner_epochs):
+            for groups in per_task:
+                loss.add(backpropagate(self.team, groups, config, 1 / len(per_task)))
+            norms = optimizer_step(self.team, self.optimizers, config.max_grad_norm)
+        loss.loss /= config.inner_epochs
+        self.step += 1
+        self.position += config.tasks_per_step
+        metrics = reward_metrics(trees)
+        metrics.update(group_metrics([g for groups in per_task for g in groups], loss))
+        metrics.update({f"grad_norm/{agent}": norm for agent, norm in norms.items()})
+        metrics["tokens_per_second"] = stats.generated_tokens / max(stats.generation_seconds, 1e-9)
+        metrics["step_seconds"] = time.perf_counter() - start
+        return metrics, trees
+
+    def evaluate(self) -> dict[str, float]:
+        """Greedy answers on the first ``eval_tasks`` test tasks; ``eval/...`` metrics."""
+        if self.eval_env is None:
+            self.eval_env = self.make_env("test")
+        resets = evaluation_resets(self.eval_env, self.config.eval_tasks)
+        return evaluate(self.team, self.eval_env, resets, self.sampling)
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint of the current step; its folder."""
+        return save_checkpoint(
+            self.run_dir / CHECKPOINTS, self.step, self.team, self.optimizers, self.position
+        )
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _check_agents(team: Team, env: ParallelEnv[Any, Any, Any]) -> None:
+    if sorted(team.agents) != sorted(env.possible_agents):
+        raise ValueError(
+            f"the team's agents {list(team.agents)} differ from the env's "
+            f"{list(env.possible_agents)}: build the team with agents=env.possible_agents"
+        )
+
+
+def _due(step: int, every: int, last: int) -> bool:
+    """True on every ``every``-th step, and on step ``last`` when ``every`` is on."""
+    return every > 0 and (step % every == 0 or step == last)
+
+
+def _samples(tree: Node) -> list[dict[str, Any]]:
+    """The root's first joint action per agent: prompt end, response, rewards."""
+    joint = tree.joints[0]
+    return [
+        {
+            "agent": agent,
+            "prompt_end": tree.prompts[agent][-SAMPLE_PROMPT_CHARS:],
+            "response": tree.samples[agent][joint.picks[i]].text,
+            "reward": joint.rewards[agent],
+            "team_reward": joint.team_reward,
+        }
+        for i, agent in enumerate(tree.agents)
+    ]

@@ -1,0 +1,226 @@
+"""The trainers end to end with the tiny model: learning, outputs, resume, the three algorithms."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from toy_env import DigitsEnv
+
+from llm_marl.baselines import (
+    GRPOConfig,
+    GRPOTrainer,
+    IGRPOConfig,
+    IGRPOTrainer,
+    MAGRPOConfig,
+    MAGRPOTrainer,
+)
+from llm_marl.baselines.run_log import quarter_means
+from llm_marl.models import load_policy
+
+TIMING = ("step_seconds", "tokens_per_second")
+
+
+@pytest.mark.parametrize(
+    ("trainer", "config"), [(MAGRPOTrainer, MAGRPOConfig), (IGRPOTrainer, IGRPOConfig)]
+)
+def test_reward_rises_on_a_task_the_tiny_model_can_learn(
+    trainer: Any, config: Any, fast: dict[str, Any]
+) -> None:
+    """Digits start at about 1 in 10; full fine-tuning makes them nearly all digits."""
+    settings = {**fast, "num_generations": 8, "lora": False, "learning_rate": 1e-2}
+    result = trainer(config(**settings, num_steps=30)).train()
+    first, last = quarter_means(result.metrics)
+    assert first < 0.3
+    assert last > first + 0.4, [round(m["team_reward_mean"], 2) for m in result.metrics]
+
+
+def test_a_run_writes_its_folder(fast: dict[str, Any]) -> None:
+    config = MAGRPOConfig(
+        **fast, num_steps=4, eval_every=2, eval_tasks=2, checkpoint_every=2, log_samples_every=3
+    )
+    result = MAGRPOTrainer(config).train()
+    run = Path(fast["output_dir"]) / "magrpo-digits_v0-seed0"
+    assert result.run_dir == run
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    for key in (
+        "team_reward_mean",
+        "reward/left_0/turn0_mean",
+        "reward/right_1/turn0_std",
+        "terms/digits",
+        "equal_reward_groups",
+        "advantage/std",
+        "kl",
+        "clip_fraction",
+        "completion_tokens/left_0",
+        "tokens_per_second",
+        "grad_norm/right_1",
+    ):
+        assert key in records[0], key
+    assert [("eval/team_reward_mean" in r) for r in records] == [False, True, False, True]
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in samples] == [3]
+    assert {s["agent"] for s in samples[0]["samples"]} == {"left_0", "right_1"}
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["algo"] == "magrpo" and saved["num_steps"] == 4
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
+    assert result.checkpoint == run / "checkpoints" / "step-000004"
+    assert (run / "reward.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    team = load_policy(result.checkpoint / "team")
+    assert team.agents == ("left_0", "right_1")
+
+
+def test_every_lora_parameter_of_every_agent_is_trained(fast: dict[str, Any]) -> None:
+    trainer = MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=2, learning_rate=1e-2))
+    before = {
+        a: [p.detach().clone() for p in trainer.team.trainable_parameters(a)]
+        for a in trainer.team.agents
+    }
+    trainer.train()
+    for agent, old in before.items():
+        new = trainer.team.trainable_parameters(agent)
+        assert old and all(not torch.equal(o, n) for o, n in zip(old, new, strict=True)), agent
+
+
+class KilledEnv(DigitsEnv):
+    """The toy env, but the process 'dies' at the third task of the run."""
+
+    resets = 0
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        type(self).resets += 1
+        if type(self).resets == 3:
+            raise KeyboardInterrupt("killed")
+        return super().reset(seed=seed, options=options)
+
+
+def _weights(trainer: Any) -> list[torch.Tensor]:
+    return [
+        p.detach().clone()
+        for a in trainer.team.agents
+        for p in trainer.team.trainable_parameters(a)
+    ]
+
+
+def test_a_killed_and_resumed_run_ends_like_an_uninterrupted_one(fast: dict[str, Any]) -> None:
+    settings = {**fast, "num_steps": 4, "checkpoint_every": 2, "learning_rate": 1e-2}
+    straight = MAGRPOTrainer(MAGRPOConfig(**settings, run_name="straight"))
+    expected = straight.train().metrics
+
+    with pytest.raises(KeyboardInterrupt):
+        MAGRPOTrainer(MAGRPOConfig(**settings, run_name="killed"), env=KilledEnv()).train()
+    run = Path(fast["output_dir"]) / "killed"
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    resumed = MAGRPOTrainer(MAGRPOConfig(**settings, run_name="killed", resume=True))
+    assert (resumed.step, resumed.position) == (2, 2)
+    got = resumed.train().metrics
+
+    assert [r["step"] for r in got] == [1, 2, 3, 4]
+    strip = lambda r: {k: v for k, v in r.items() if k not in TIMING}  # noqa: E731
+    assert [strip(r) for r in got] == [strip(r) for r in expected]
+    for a, b in zip(_weights(straight), _weights(resumed), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_resume_can_extend_a_finished_run(fast: dict[str, Any]) -> None:
+    MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=2)).train()
+    result = MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=3, resume=True)).train()
+    assert [r["step"] for r in result.metrics] == [1, 2, 3]
+
+
+def test_igrpo_trains_each_agent_on_its_own_reward(fast: dict[str, Any]) -> None:
+    trainer = IGRPOTrainer(IGRPOConfig(**{**fast, "env": "tldr_v0"}, num_steps=2))
+    assert trainer.env.reward_mode == "individual"  # type: ignore[attr-defined]
+    records = trainer.train().metrics
+    assert "reward/concise_0/turn0_mean" in records[-1] and len(records) == 2
+
+
+def test_igrpo_uses_individual_rewards_in_its_groups(fast: dict[str, Any]) -> None:
+    trainer = IGRPOTrainer(IGRPOConfig(**fast, num_steps=1))
+    _, trees = trainer.train_step()
+    for joint in trees[0].joints:
+        left, right = joint.rewards["left_0"], joint.rewards["right_1"]
+        assert joint.team_reward == pytest.approx((left + right) / 2)
+    assert trees[0].sample_returns["left_0"] == [j.rewards["left_0"] for j in trees[0].joints]
+
+
+def test_grpo_trains_one_agent_on_the_single_agent_view(fast: dict[str, Any]) -> None:
+    config = GRPOConfig(
+        **{**fast, "env": "coophumaneval_v0"}, num_steps=2, eval_every=2, eval_tasks=1
+    )
+    trainer = GRPOTrainer(config)
+    assert trainer.team.agents == ("coder_0",)
+    records = trainer.train().metrics
+    assert "reward/coder_0/turn0_mean" in records[-1]
+    assert "eval/team_reward_mean" in records[-1]
+
+
+def test_every_option_together_on_a_two_turn_tree(fast: dict[str, Any]) -> None:
+    config = MAGRPOConfig(
+        **{**fast, "num_generations": 2},
+        num_steps=2,
+        num_turns=2,
+        joint_mode="cross",
+        expand_top_k=2,
+        advantage="rloo",
+        scale_by_std=True,
+        loss_aggregation="token_mean",
+        clip_epsilon=0.2,
+        inner_epochs=2,
+        kl_beta=0.1,
+        tasks_per_step=2,
+        learning_rate=1e-2,
+    )
+    records = MAGRPOTrainer(config).train().metrics
+    last = records[-1]
+    assert last["nodes"] == 2 * 3  # per task: the root and its 2 best joint actions
+    assert "team_reward/turn1_mean" in last
+    assert last["kl"] > 0  # the adapters moved away from the reference after step 1
+    assert 0 <= last["clip_fraction"] <= 1
+
+
+def test_bad_input_is_refused(fast: dict[str, Any]) -> None:
+    with pytest.raises(TypeError, match="MAGRPOTrainer needs a MAGRPOConfig, got IGRPOConfig"):
+        MAGRPOTrainer(IGRPOConfig(**fast))  # type: ignore[arg-type]
+    team = load_policy("tiny", agents=["someone_0"])
+    with pytest.raises(ValueError, match="differ from the env's"):
+        MAGRPOTrainer(MAGRPOConfig(**fast), team=team)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        MAGRPOTrainer(MAGRPOConfig(**fast, resume=True))
+    MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1)).train()
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1))
+    MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1, overwrite=True)).train()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"num_steps": 0}, "num_steps must be an integer >= 1"),
+        ({"advantage": "median"}, "advantage must be one of"),
+        ({"joint_mode": "all"}, "joint_mode must be one of"),
+        ({"loss_aggregation": "sum"}, "loss_aggregation must be one of"),
+        ({"temperature": 0.0}, "temperature must be > 0"),
+        ({"inner_epochs": 2}, "needs importance ratios"),
+        ({"gamma": 1.5}, "gamma must be in"),
+        ({"run_name": "../x"}, "names a folder"),
+        ({"resume": True, "overwrite": True}, "exclude each other"),
+        ({"kl_beta": -1.0}, "kl_beta must be >= 0"),
+    ],
+)
+def test_config_errors_name_the_setting(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MAGRPOConfig(**changes)
+
+
+def test_the_trainer_leaves_a_users_env_object_alone(fast: dict[str, Any]) -> None:
+    env = DigitsEnv()
+    snapshot = copy.deepcopy(env.tasks)
+    MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1), env=env).train()
+    assert env.tasks == snapshot
