@@ -9,6 +9,7 @@ half-written checkpoint that ``--resume`` would pick.
 from __future__ import annotations
 
 import random
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,11 +20,22 @@ import torch
 
 from llm_marl.models import Team
 
-__all__ = ["TEAM_DIR", "latest_checkpoint", "load_trainer_state", "save_checkpoint"]
+__all__ = [
+    "TEAM_DIR",
+    "checkpoint_name",
+    "latest_checkpoint",
+    "load_trainer_state",
+    "save_checkpoint",
+]
 
 TEAM_DIR = "team"
 STATE_FILE = "trainer_state.pt"
-_PREFIX = "step-"
+_NAME = re.compile(r"step-(\d+)")
+
+
+def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint of ``step``: ``step-000010``."""
+    return f"step-{step:06d}"
 
 
 def save_checkpoint(
@@ -32,9 +44,14 @@ def save_checkpoint(
     team: Team,
     optimizers: Mapping[str, torch.optim.Optimizer],
     position: int,
+    *,
+    keep: int = 0,
 ) -> Path:
-    """Write the checkpoint of ``step`` into ``folder`` atomically; its final path."""
-    final = folder / f"{_PREFIX}{step:06d}"
+    """Write the checkpoint of ``step`` into ``folder`` atomically; its final path.
+
+    ``keep > 0`` then deletes all but the newest ``keep`` checkpoints.
+    """
+    final = folder / checkpoint_name(step)
     partial = folder / f".partial-{final.name}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -54,19 +71,33 @@ def save_checkpoint(
     if final.exists():
         shutil.rmtree(final)
     partial.rename(final)
+    if keep > 0:
+        for old in _complete(folder)[:-keep]:
+            shutil.rmtree(old)
     return final
+
+
+def _complete(folder: Path) -> list[Path]:
+    """The complete checkpoints in ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [
+        (int(match.group(1)), path)
+        for path in folder.iterdir()
+        if (match := _NAME.fullmatch(path.name)) and (path / STATE_FILE).is_file()
+    ]
+    return [path for _, path in sorted(found)]
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
     """The complete checkpoint with the highest step in ``folder``, if any."""
-    if not folder.is_dir():
-        return None
-    done = [p for p in folder.glob(f"{_PREFIX}*") if (p / STATE_FILE).is_file()]
-    return max(done, key=lambda p: int(p.name[len(_PREFIX) :]), default=None)
+    done = _complete(folder)
+    return done[-1] if done else None
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     """Read ``trainer_state.pt`` and restore the RNG states it holds; the state."""
+    # Our own file; it holds Python and NumPy RNG states, which need full unpickling.
     state: dict[str, Any] = torch.load(checkpoint / STATE_FILE, weights_only=False)
     rng = state["rng"]
     torch.set_rng_state(rng["torch"])

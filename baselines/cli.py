@@ -3,7 +3,8 @@
 Every field of the chosen algorithm's config is an option (``num_steps`` -> ``--num-steps``,
 booleans as ``--lora`` / ``--no-lora``, ``none`` for optional values, JSON for dicts), with
 the field's docstring as its help. ``--config run.yaml`` reads the same keys from a file (and
-may name ``algo``); options given on the command line win over the file.
+may name ``algo``); options given on the command line win over the file. ``--resume`` starts
+from the settings the run saved in its ``config.yaml``, so only what changes needs repeating.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from typing import Any
 from llm_marl.baselines import ALGORITHMS, trainer_class
 from llm_marl.baselines.config import TrainConfig
 
-__all__ = ["build_train_parser", "config_from_args", "field_docs", "read_config_file", "train_main"]
+__all__ = [
+    "build_train_parser",
+    "config_from_args",
+    "field_docs",
+    "read_config_file",
+    "saved_settings",
+    "train_main",
+]
 
 DEFAULT_ALGO = "magrpo"
 
@@ -136,15 +144,49 @@ def config_from_args(argv: Sequence[str]) -> tuple[str, TrainConfig]:
         raise ValueError(
             f"{known.config}: unknown settings {unknown} for {algo}; known ones: {sorted(names)}"
         )
-    return algo, config_class(**{**from_file, **given})
+    hints = typing.get_type_hints(config_class)
+    values = {k: _from_text(k, v, hints[k], known.config) for k, v in from_file.items()}
+    values.update(given)
+    if values.get("resume"):
+        provisional = config_class(**values)
+        saved = saved_settings(Path(provisional.output_dir) / provisional.name, algo)
+        values = {**{k: v for k, v in saved.items() if k in names}, **values}
+    return algo, config_class(**values)
+
+
+def _from_text(name: str, value: Any, kind: Any, source: str) -> Any:
+    """A YAML value as its field's type: YAML reads ``5e-6`` and ``none`` as strings."""
+    if not isinstance(value, str) or kind in (str, bool):  # bools: checked by the config
+        return value
+    try:
+        return _converter(kind)[0](value)
+    except (ValueError, TypeError, argparse.ArgumentTypeError) as error:
+        raise ValueError(f"{source}: {name}: cannot read {value!r}: {error}") from None
+
+
+def saved_settings(run_dir: Path, algo: str) -> dict[str, Any]:
+    """The settings a run saved in its ``config.yaml`` (empty when there is none)."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    saved = yaml.safe_load(path.read_text()) or {}
+    if saved.get("algo", algo) != algo:
+        raise ValueError(
+            f"{run_dir} is a {saved['algo']} run; resume it with --algo {saved['algo']}"
+        )
+    return {k: v for k, v in saved.items() if k not in ("algo", "resume", "overwrite")}
 
 
 def train_main(argv: Sequence[str]) -> int:
     """Run ``llm-marl train``; print where the log, the checkpoint and the plot went."""
+    import yaml
+
     try:
         algo, config = config_from_args(argv)
         trainer = trainer_class(algo)(config)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError) as error:
+    except (ValueError, TypeError, OSError, KeyError, yaml.YAMLError) as error:
         print(f"llm-marl train: error: {error}", file=sys.stderr)
         return 2
     result = trainer.train()

@@ -7,7 +7,7 @@ files with the same keys are accepted (``--config run.yaml``). This module impor
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from llm_marl.checks import check_int
@@ -16,6 +16,7 @@ __all__ = [
     "ADVANTAGE_MODES",
     "JOINT_MODES",
     "LOSS_AGGREGATIONS",
+    "RESUMABLE_CHANGES",
     "GRPOConfig",
     "IGRPOConfig",
     "MAGRPOConfig",
@@ -111,6 +112,8 @@ class TrainConfig:
     """Start over in a run folder that already holds a run (its old outputs are deleted)."""
     checkpoint_every: int = 0
     """Checkpoint every N steps (a last one is always written at the end); 0: only at the end."""
+    keep_checkpoints: int = 0
+    """Keep only the newest N checkpoints; 0 keeps them all."""
     eval_every: int = 0
     """Evaluate on the env's test split every N steps (and at the end); 0: never."""
     eval_tasks: int = 8
@@ -125,7 +128,14 @@ class TrainConfig:
             check_int(name, getattr(self, name), 1)
         for name in ("inner_epochs", "num_steps", "tasks_per_step", "eval_tasks"):
             check_int(name, getattr(self, name), 1)
-        for name in ("expand_top_k", "checkpoint_every", "eval_every", "log_samples_every"):
+        _check_types(self)
+        for name in (
+            "expand_top_k",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "eval_every",
+            "log_samples_every",
+        ):
             check_int(name, getattr(self, name), 0)
         check_int("seed", self.seed, 0)
         if self.logprob_batch_size is not None:
@@ -147,6 +157,16 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
+        if self.num_generations == 1 and self.advantage != "raw":
+            raise ValueError(
+                f"num_generations=1 with advantage={self.advantage!r} gives every sample a zero "
+                "advantage, so nothing is learned: use num_generations >= 2 or advantage='raw'"
+            )
+        if "num_turns" in self.env_kwargs or "split" in self.env_kwargs:
+            raise ValueError(
+                "env_kwargs must not set num_turns or split: use the num_turns setting; the "
+                "trainer trains on split 'train' and evaluates on 'test'"
+            )
         if self.inner_epochs > 1 and self.clip_epsilon == 0:
             raise ValueError(
                 f"inner_epochs={self.inner_epochs} reuses each batch of samples, which needs "
@@ -194,6 +214,41 @@ class GRPOConfig(TrainConfig):
     """Single-agent GRPO: one model writes every part in one response (the env's solo view)."""
 
     algo: ClassVar[str] = "grpo"
+
+
+#: Settings a resumed run may change; any other difference from the saved run is refused.
+RESUMABLE_CHANGES: frozenset[str] = frozenset(
+    {
+        "num_steps",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "eval_every",
+        "eval_tasks",
+        "log_samples_every",
+        "progress",
+        "device",
+        "logprob_batch_size",
+        "resume",
+        "overwrite",
+    }
+)
+
+
+def _check_types(config: TrainConfig) -> None:
+    """Numbers and switches must have their field's type (a YAML ``5e-6`` is a string)."""
+    for item in fields(config):
+        value, kind = getattr(config, item.name), item.type
+        if kind in ("float", "float | None") and not (
+            (value is None and kind.endswith("None"))
+            or (isinstance(value, int | float) and not isinstance(value, bool))
+        ):
+            raise TypeError(f"{item.name} must be a number, got {value!r}")
+        if kind == "bool" and not isinstance(value, bool):
+            raise TypeError(f"{item.name} must be true or false, got {value!r}")
+        if kind in ("str", "str | None") and not (
+            isinstance(value, str) or (value is None and kind.endswith("None"))
+        ):
+            raise TypeError(f"{item.name} must be a string, got {value!r}")
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:

@@ -1,11 +1,12 @@
 """Per-step metrics from the scored trees and the update: plain floats, flat names.
 
-Names: ``team_reward_mean`` / ``team_reward_std`` (every joint action scored this step, every
-turn), ``team_reward/turn{t}_mean``, ``reward/{agent}/turn{t}_mean`` and ``_std`` (the env's
-reward for that agent), ``terms/{name}`` (each reward term's mean), ``equal_reward_groups``
-(fraction of groups whose returns are all equal, so they teach nothing), ``advantage/...``,
-``kl``, ``clip_fraction``, ``completion_tokens/{agent}``, ``truncated/{agent}`` (fraction that
-hit ``max_new_tokens``), ``tokens_per_second`` (sampling throughput).
+- ``team_reward_mean`` / ``team_reward_std``: the first turn's joint actions (the tree roots,
+  which pruning never selects); ``team_reward/turn{t}_mean`` for every turn;
+- ``reward/{agent}/turn{t}_mean`` and ``_std``: the reward each agent's returns are built from;
+- ``terms/{name}``: each reward term's mean; ``equal_reward_groups``: the fraction of groups
+  whose returns are all equal (they teach nothing); ``advantage/...``;
+- ``kl`` (with a KL term), ``clip_fraction`` (with clipping), ``completion_tokens/{agent}``,
+  ``truncated/{agent}`` (the fraction that hit ``max_new_tokens``), ``tokens_per_second``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def reward_metrics(trees: Sequence[Node]) -> dict[str, float]:
     """Team and per-agent rewards per turn, and every reward term, over all joint actions."""
     scored = _joints(trees)
     metrics: dict[str, float] = {}
-    team = [j.team_reward for _, j in scored]
-    metrics["team_reward_mean"], metrics["team_reward_std"] = _mean_std(team)
+    first_turn = [j.team_reward for tree in trees for j in tree.joints]
+    metrics["team_reward_mean"], metrics["team_reward_std"] = _mean_std(first_turn)
     by_turn: dict[int, list[float]] = defaultdict(list)
     by_agent_turn: dict[tuple[str, int], list[float]] = defaultdict(list)
     terms: dict[str, list[float]] = defaultdict(list)
@@ -57,8 +58,10 @@ def reward_metrics(trees: Sequence[Node]) -> dict[str, float]:
     return metrics
 
 
-def group_metrics(groups: Sequence[Group], loss: LossStats) -> dict[str, float]:
-    """Advantage statistics, equal-reward groups, KL, clipping and response lengths."""
+def group_metrics(
+    groups: Sequence[Group], loss: LossStats, *, kl: bool, clipping: bool
+) -> dict[str, float]:
+    """Advantage statistics, equal-reward groups, KL and clipping (when on), response lengths."""
     advantages = torch.cat([g.advantages for g in groups])  # (sum of G over groups,)
     equal = [max(g.returns) - min(g.returns) <= 1e-9 for g in groups]
     metrics = {
@@ -69,9 +72,11 @@ def group_metrics(groups: Sequence[Group], loss: LossStats) -> dict[str, float]:
         "advantage/max": float(advantages.max()),
         "advantage/abs_mean": float(advantages.abs().mean()),
         "loss": loss.loss,
-        "kl": loss.kl_tokens / max(loss.tokens, 1),
-        "clip_fraction": loss.clipped_tokens / max(loss.tokens, 1),
     }
+    if kl:
+        metrics["kl"] = loss.kl_tokens / max(loss.tokens, 1)
+    if clipping:
+        metrics["clip_fraction"] = loss.clipped_tokens / max(loss.tokens, 1)
     lengths: dict[str, list[int]] = defaultdict(list)
     truncated: dict[str, list[bool]] = defaultdict(list)
     for group in groups:

@@ -9,6 +9,12 @@ episode goes on, chosen joint actions get a child node for the next turn (all of
 Returns are backed up once the tree is complete: a joint action's return is its reward plus
 ``gamma`` times the mean return of its child's joint actions, and a sample's return is the mean
 over the joint actions it takes part in.
+
+Pruned branches keep the horizon of their siblings, so one group never compares returns over
+different numbers of turns: a joint action left out by ``expand_top_k`` gets its reward plus
+``gamma`` times the mean child value of its expanded siblings; the joint actions of a node that
+stopped early (no sibling expanded) are credited as if their reward repeated for the remaining
+turns of ``horizon``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ class TreeSettings:
     """No children for a node whose mean team reward reaches this."""
     expand_top_k: int = 0
     """Children only for the k best joint actions by team reward; 0: all."""
+    horizon: int | None = None
+    """Turns per episode, to credit early-stopped branches; None: they count as ended."""
+    shared_reward: bool = True
+    """Every agent's return uses the team reward; False: each agent's own env reward."""
 
 
 @dataclass
@@ -140,7 +150,7 @@ def rollout_tree(
             _score(node, settings)
             next_level.extend(_expand(node, settings))
         level = next_level
-    _backup(root, settings.gamma)
+    _backup(root, settings)
     return root
 
 
@@ -180,6 +190,8 @@ def _score(node: Node, settings: TreeSettings) -> None:
         team_reward = float(
             first.get("team_reward", sum(agent_rewards.values()) / len(node.agents))
         )
+        if settings.shared_reward:
+            agent_rewards = dict.fromkeys(node.agents, team_reward)
         done = not branch.agents or all(
             terminations.get(a, False) or truncations.get(a, False) for a in node.agents
         )
@@ -206,19 +218,29 @@ def _expand(node: Node, settings: TreeSettings) -> list[Node]:
     return [j.child for j in keep if j.child is not None]
 
 
-def _backup(node: Node, gamma: float) -> None:
+def _backup(node: Node, settings: TreeSettings) -> None:
     """Fill joint returns (reward + gamma * mean child return) and per-sample returns."""
+    gamma = settings.gamma
+    expanded = [j for j in node.joints if j.child is not None]
+    for joint in expanded:
+        assert joint.child is not None
+        _backup(joint.child, settings)
+        joint.returns = {
+            a: joint.rewards[a] + gamma * _child_value(joint.child, a) for a in node.agents
+        }
     for joint in node.joints:
         if joint.child is not None:
-            _backup(joint.child, gamma)
-            children = joint.child.joints
-            joint.returns = {
-                a: joint.rewards[a]
-                + gamma * sum(c.returns.get(a, 0.0) for c in children) / len(children)
-                for a in node.agents
-            }
-        else:
+            continue
+        if joint.done:
             joint.returns = dict(joint.rewards)
+        elif expanded:  # pruned by expand_top_k: its siblings' continuation
+            joint.returns = {
+                a: joint.rewards[a] + gamma * _sibling_value(expanded, a) for a in node.agents
+            }
+        else:  # stopped early: its reward held for the remaining turns
+            remaining = max(0, settings.horizon - 1 - node.turn) if settings.horizon else 0
+            weight = sum(gamma**k for k in range(remaining + 1))
+            joint.returns = {a: joint.rewards[a] * weight for a in node.agents}
     num_samples = len(node.samples[node.agents[0]])
     for index, agent in enumerate(node.agents):
         totals, counts = [0.0] * num_samples, [0] * num_samples
@@ -226,3 +248,13 @@ def _backup(node: Node, gamma: float) -> None:
             totals[joint.picks[index]] += joint.returns[agent]
             counts[joint.picks[index]] += 1
         node.sample_returns[agent] = [t / c for t, c in zip(totals, counts, strict=True)]
+
+
+def _sibling_value(expanded: Sequence[Joint], agent: str) -> float:
+    """Mean child value of ``agent`` over the expanded sibling joint actions."""
+    return sum(_child_value(j.child, agent) for j in expanded if j.child) / len(expanded)
+
+
+def _child_value(child: Node, agent: str) -> float:
+    """Mean return of ``agent`` over a child's joint actions (0 once it has left)."""
+    return sum(c.returns.get(agent, 0.0) for c in child.joints) / len(child.joints)

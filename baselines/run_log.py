@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ __all__ = [
     "plot_rewards",
     "quarter_means",
     "read_metrics",
+    "write_atomically",
 ]
 
 METRICS_FILE = "metrics.jsonl"
@@ -25,10 +27,28 @@ PLOT_FILE = "reward.png"
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The step records of a ``metrics.jsonl`` file (an empty list when it is missing)."""
+    """The step records of a ``metrics.jsonl`` file (an empty list when it is missing).
+
+    A last line cut short (a run killed while writing it) is skipped.
+    """
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number != len(lines) - 1:
+                raise ValueError(f"{path}: line {number + 1} is not JSON: {line[:80]!r}") from None
+    return records
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` in one step: a kill leaves the old file or the new one."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def _finite(value: Any) -> Any:
@@ -47,8 +67,8 @@ class RunLog:
         for name in (METRICS_FILE, SAMPLES_FILE):
             path = run_dir / name
             kept = [r for r in read_metrics(path) if r["step"] <= (keep_until_step or 0)]
-            path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        self._writer = _tensorboard(run_dir / "tensorboard")
+            write_atomically(path, "".join(json.dumps(r) + "\n" for r in kept))
+        self._writer = _tensorboard(run_dir / "tensorboard", (keep_until_step or 0) + 1)
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
         """Append the metrics of ``step``."""
@@ -76,13 +96,14 @@ class RunLog:
             self._writer.close()
 
 
-def _tensorboard(folder: Path) -> Any:
+def _tensorboard(folder: Path, first_step: int) -> Any:
+    """A TensorBoard writer that drops events from ``first_step`` on, or None."""
     try:
         import tensorboard  # noqa: F401
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
-    return SummaryWriter(str(folder))
+    return SummaryWriter(str(folder), purge_step=first_step)
 
 
 def plot_rewards(records: Sequence[Mapping[str, Any]], path: Path, window: int = 5) -> Path:

@@ -24,15 +24,16 @@ from pettingzoo import ParallelEnv
 import llm_marl
 from llm_marl.baselines.checkpoint import (
     TEAM_DIR,
+    checkpoint_name,
     latest_checkpoint,
     load_trainer_state,
     save_checkpoint,
 )
-from llm_marl.baselines.config import TrainConfig
+from llm_marl.baselines.config import RESUMABLE_CHANGES, TrainConfig
 from llm_marl.baselines.evaluation import evaluate, evaluation_resets
 from llm_marl.baselines.metrics import group_metrics, reward_metrics
 from llm_marl.baselines.rollout import Node, RolloutStats, TreeSettings, rollout_tree
-from llm_marl.baselines.run_log import METRICS_FILE, RunLog, read_metrics
+from llm_marl.baselines.run_log import METRICS_FILE, RunLog, read_metrics, write_atomically
 from llm_marl.baselines.tasks import TaskOrder
 from llm_marl.baselines.update import (
     LossStats,
@@ -65,6 +66,8 @@ class Trainer:
     """Group-relative policy optimisation of a team of LLM agents on a PettingZoo env."""
 
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
+    uses_team_reward: ClassVar[bool] = True
+    """Returns are built from the team reward (False: from each agent's own env reward)."""
 
     def __init__(
         self,
@@ -89,7 +92,7 @@ class Trainer:
             )
         self.config = config
         self.run_dir = Path(config.output_dir) / config.name
-        self._resume_from = self._prepare_run_dir()
+        self._resume_from = self._checkpoint_to_resume()
         if self._resume_from is not None and team is not None:
             raise ValueError("resume reloads the team from its checkpoint: do not pass team")
         _seed_everything(config.seed)
@@ -111,6 +114,8 @@ class Trainer:
         self.position = 0
         if self._resume_from is not None:
             self._restore(self._resume_from)
+        elif self.run_dir.exists():
+            shutil.rmtree(self.run_dir)  # --overwrite, and only once everything above worked
         self.order = TaskOrder(self.env, config.seed)
         self.sampling = SamplingConfig(
             num_samples=config.num_generations,
@@ -123,6 +128,8 @@ class Trainer:
             gamma=config.gamma,
             early_stop_threshold=config.early_stop_threshold,
             expand_top_k=config.expand_top_k,
+            horizon=config.num_turns,
+            shared_reward=self.uses_team_reward,
         )
 
     # --------------------------------------------------------------- algorithm hooks
@@ -138,7 +145,14 @@ class Trainer:
     # --------------------------------------------------------------- set-up
     def make_env(self, split: str) -> ParallelEnv[Any, Any, Any]:
         """The registered env of ``config.env`` for ``split``, with this algorithm's options."""
-        kwargs = {**self.env_options(), **self.config.env_kwargs}
+        kwargs = dict(self.config.env_kwargs)
+        for key, value in self.env_options().items():
+            if key in kwargs and kwargs[key] != value:
+                raise ValueError(
+                    f"{self.config.algo} needs the env option {key}={value!r}; "
+                    f"env_kwargs sets {key}={kwargs[key]!r}"
+                )
+            kwargs[key] = value
         if self.config.num_turns != 1:
             kwargs["num_turns"] = self.config.num_turns
         if split != "train":
@@ -147,35 +161,40 @@ class Trainer:
 
     def _build_team(self) -> Team:
         config = self.config
-        if self._resume_from is not None:
-            folder = self._resume_from / TEAM_DIR
-            return load_policy(folder, dtype=config.dtype, device=config.device)
+        saved = self._resume_from / TEAM_DIR if self._resume_from is not None else None
+        full_with_kl = not config.lora and config.kl_beta > 0
+        if saved is not None and not full_with_kl:
+            return load_policy(saved, dtype=config.dtype, device=config.device)
         lora = LoRASettings(r=config.lora_r, alpha=config.lora_alpha) if config.lora else None
-        return load_policy(
+        team = load_policy(
             config.model,
             agents=list(self.env.possible_agents),
             lora=lora,
+            keep_reference=full_with_kl,  # the KL reference of full fine-tuning: a frozen copy
             dtype=config.dtype,
             device=config.device,
         )
+        if saved is not None:  # the trained weights, the reference stays the initial model
+            _copy_trainable(load_policy(saved, dtype=config.dtype, device=config.device), team)
+        return team
 
-    def _prepare_run_dir(self) -> Path | None:
+    def _checkpoint_to_resume(self) -> Path | None:
         """The checkpoint to resume from; refuses to mix a new run into an old folder."""
         config, checkpoints = self.config, self.run_dir / CHECKPOINTS
         if config.resume:
             latest = latest_checkpoint(checkpoints)
             if latest is None:
                 raise FileNotFoundError(
-                    f"--resume: no checkpoint in {checkpoints}; start the run without --resume"
+                    f"--resume: no checkpoint in {checkpoints} (the run stopped before its "
+                    "first one); start it again with --overwrite"
                 )
+            _check_resumable(config, self.run_dir / CONFIG_FILE)
             return latest
-        if (self.run_dir / METRICS_FILE).exists() or checkpoints.exists():
-            if not config.overwrite:
-                raise FileExistsError(
-                    f"{self.run_dir} already holds a run: pass --resume to continue it, "
-                    "--overwrite to start over, or another --run-name"
-                )
-            shutil.rmtree(self.run_dir)
+        if self.run_dir.exists() and any(self.run_dir.iterdir()) and not config.overwrite:
+            raise FileExistsError(
+                f"{self.run_dir} already holds a run: pass --resume to continue it, "
+                "--overwrite to start over, or another --run-name"
+            )
         return None
 
     def _restore(self, checkpoint: Path) -> None:
@@ -191,9 +210,7 @@ class Trainer:
 
         config = self.config
         log = RunLog(self.run_dir, keep_until_step=self.step)
-        (self.run_dir / CONFIG_FILE).write_text(
-            yaml.safe_dump({"algo": config.algo, **asdict(config)}, sort_keys=False)
-        )
+        write_atomically(self.run_dir / CONFIG_FILE, dump_config(config))
         checkpoint = latest_checkpoint(self.run_dir / CHECKPOINTS)
         bar = tqdm(
             total=config.num_steps,
@@ -216,7 +233,7 @@ class Trainer:
         finally:
             bar.close()
             log.close()
-        if checkpoint is None:
+        if checkpoint is None or checkpoint.name != checkpoint_name(self.step):
             checkpoint = self.save_checkpoint()
         plot = log.plot()
         return TrainResult(
@@ -250,7 +267,14 @@ class Trainer:
         self.step += 1
         self.position += config.tasks_per_step
         metrics = reward_metrics(trees)
-        metrics.update(group_metrics([g for groups in per_task for g in groups], loss))
+        metrics.update(
+            group_metrics(
+                [g for groups in per_task for g in groups],
+                loss,
+                kl=config.kl_beta > 0,
+                clipping=config.clip_epsilon > 0,
+            )
+        )
         metrics.update({f"grad_norm/{agent}": norm for agent, norm in norms.items()})
         metrics["tokens_per_second"] = stats.generated_tokens / max(stats.generation_seconds, 1e-9)
         metrics["step_seconds"] = time.perf_counter() - start
@@ -266,7 +290,12 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current step; its folder."""
         return save_checkpoint(
-            self.run_dir / CHECKPOINTS, self.step, self.team, self.optimizers, self.position
+            self.run_dir / CHECKPOINTS,
+            self.step,
+            self.team,
+            self.optimizers,
+            self.position,
+            keep=self.config.keep_checkpoints,
         )
 
 
@@ -274,6 +303,43 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def dump_config(config: TrainConfig) -> str:
+    """``config.yaml``: the algorithm and every setting (not the one-off resume/overwrite)."""
+    values = {k: v for k, v in asdict(config).items() if k not in ("resume", "overwrite")}
+    return yaml.safe_dump({"algo": config.algo, **values}, sort_keys=False)
+
+
+def _check_resumable(config: TrainConfig, saved_file: Path) -> None:
+    """Refuse to resume with settings that would change the run's meaning."""
+    if not saved_file.is_file():
+        return
+    saved = yaml.safe_load(saved_file.read_text()) or {}
+    if saved.get("algo", config.algo) != config.algo:
+        raise ValueError(f"{saved_file} is a {saved['algo']} run, not {config.algo}")
+    current = asdict(config)
+    changed = {
+        k: (current[k], v)
+        for k, v in saved.items()
+        if k in current and k not in RESUMABLE_CHANGES and current[k] != v
+    }
+    if changed:
+        listed = ", ".join(f"{k}={new!r} (saved {old!r})" for k, (new, old) in changed.items())
+        raise ValueError(
+            f"resume: settings differ from the saved run in {saved_file}: {listed}; only "
+            f"{sorted(RESUMABLE_CHANGES - {'resume', 'overwrite'})} may change"
+        )
+
+
+def _copy_trainable(source: Team, target: Team) -> None:
+    with torch.no_grad():
+        for agent in target.agents:
+            pairs = zip(
+                target.trainable_parameters(agent), source.trainable_parameters(agent), strict=True
+            )
+            for mine, theirs in pairs:
+                mine.copy_(theirs.to(mine.device))
 
 
 def _check_agents(team: Team, env: ParallelEnv[Any, Any, Any]) -> None:

@@ -84,3 +84,37 @@ def test_observation_text_accepts_dicts_and_strings() -> None:
     assert observation_text({"text": "hi"}) == "hi" and observation_text("hi") == "hi"
     with pytest.raises(TypeError, match="text observations"):
         observation_text({"image": 1})
+
+
+def test_pruned_siblings_keep_the_horizon_of_the_expanded_ones() -> None:
+    """Every branch has the same future here, so pruning must not change any advantage."""
+    full, _ = _tree(num_turns=2, samples=3, gamma=0.9)
+    pruned, _ = _tree(num_turns=2, samples=3, gamma=0.9, expand_top_k=1)
+    assert pruned.sample_returns["left_0"] == pytest.approx(full.sample_returns["left_0"])
+
+
+def test_early_stopped_branches_hold_their_reward_for_the_remaining_turns() -> None:
+    root, _ = _tree(num_turns=3, samples=3, gamma=0.5, early_stop_threshold=0.1, horizon=3)
+    assert all(j.child is None for j in root.joints)
+    weight = 1 + 0.5 + 0.25  # this turn and two more
+    assert root.sample_returns["left_0"] == pytest.approx([0.0, weight / 8, 2 * weight / 8])
+
+
+def test_own_rewards_feed_the_returns_only_when_asked() -> None:
+    def lopsided(agent: str, prompt: str, g: int) -> str:
+        return "1" * 8 if agent == "left_0" else "x" * 8
+
+    shared, _ = _tree(lopsided)
+    assert shared.sample_returns["right_1"] == [0.5, 0.5, 0.5]  # the team reward
+    own, _ = _tree(lopsided, shared_reward=False)
+    assert own.sample_returns["right_1"] == [0.5, 0.5, 0.5]  # DigitsEnv is shared by default
+    env_individual = DigitsEnv(reward_mode="individual")
+    team = ScriptedTeam(AGENTS, lopsided)
+    root = rollout_tree(
+        env_individual,
+        {"seed": 0},
+        team,
+        SamplingConfig(num_samples=2),
+        TreeSettings(shared_reward=False),
+    )
+    assert root.sample_returns == {"left_0": [1.0, 1.0], "right_1": [0.0, 0.0]}

@@ -92,3 +92,42 @@ def test_train_runs_and_says_where_its_outputs_went(
     ):
         assert line in out
     assert "first quarter of steps" in out
+
+
+def test_yaml_numbers_and_none_are_read_as_their_field_types(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("learning_rate: 5e-6\nearly_stop_threshold: none\nscale_by_std: true\n")
+    _, config = config_from_args(["--config", str(path)])
+    assert config.learning_rate == 5e-6 and config.early_stop_threshold is None
+    path.write_text("learning_rate: fast\n")
+    with pytest.raises(ValueError, match="learning_rate: cannot read 'fast'"):
+        config_from_args(["--config", str(path)])
+    path.write_text("scale_by_std: 'no'\n")
+    with pytest.raises(TypeError, match="scale_by_std must be true or false"):
+        config_from_args(["--config", str(path)])
+
+
+def test_a_broken_yaml_file_is_an_error_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("num_steps: [1\n")
+    assert main(["train", "--config", str(path)]) == 2
+    assert "llm-marl train: error:" in capsys.readouterr().err
+
+
+def test_resume_takes_the_saved_settings(fast: dict[str, Any]) -> None:
+    out_dir = fast["output_dir"]
+    argv = ["train", "--env", "digits_v0", "--model", "tiny", "--max-new-tokens", "6"]
+    argv += ["--num-generations", "3", "--output-dir", out_dir, "--run-name", "r", "--no-progress"]
+    assert main([*argv, "--num-steps", "1"]) == 0
+    _, config = config_from_args(
+        ["--output-dir", out_dir, "--run-name", "r", "--resume", "--num-steps", "2"]
+    )
+    assert (config.env, config.model, config.max_new_tokens, config.num_generations) == (
+        "digits_v0",
+        "tiny",
+        6,
+        3,
+    )
+    assert config.num_steps == 2 and config.resume

@@ -56,14 +56,13 @@ def test_a_run_writes_its_folder(fast: dict[str, Any]) -> None:
         "terms/digits",
         "equal_reward_groups",
         "advantage/std",
-        "kl",
-        "clip_fraction",
         "completion_tokens/left_0",
         "tokens_per_second",
         "grad_norm/right_1",
     ):
         assert key in records[0], key
     assert [("eval/team_reward_mean" in r) for r in records] == [False, True, False, True]
+    assert "kl" not in records[0] and "clip_fraction" not in records[0]  # both off
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
     assert [s["step"] for s in samples] == [3]
     assert {s["agent"] for s in samples[0]["samples"]} == {"left_0", "right_1"}
@@ -89,13 +88,13 @@ def test_every_lora_parameter_of_every_agent_is_trained(fast: dict[str, Any]) ->
 
 
 class KilledEnv(DigitsEnv):
-    """The toy env, but the process 'dies' at the third task of the run."""
+    """The toy env, but the process 'dies' at the fourth task of the run (in step 4)."""
 
     resets = 0
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
         type(self).resets += 1
-        if type(self).resets == 3:
+        if type(self).resets == 4:
             raise KeyboardInterrupt("killed")
         return super().reset(seed=seed, options=options)
 
@@ -116,7 +115,9 @@ def test_a_killed_and_resumed_run_ends_like_an_uninterrupted_one(fast: dict[str,
     with pytest.raises(KeyboardInterrupt):
         MAGRPOTrainer(MAGRPOConfig(**settings, run_name="killed"), env=KilledEnv()).train()
     run = Path(fast["output_dir"]) / "killed"
-    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3  # step 3 came after the
+    with (run / "metrics.jsonl").open("a") as f:  # last checkpoint; and a line cut short
+        f.write('{"step": 4, "team_rew')
     resumed = MAGRPOTrainer(MAGRPOConfig(**settings, run_name="killed", resume=True))
     assert (resumed.step, resumed.position) == (2, 2)
     got = resumed.train().metrics
@@ -132,6 +133,38 @@ def test_resume_can_extend_a_finished_run(fast: dict[str, Any]) -> None:
     MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=2)).train()
     result = MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=3, resume=True)).train()
     assert [r["step"] for r in result.metrics] == [1, 2, 3]
+    assert result.checkpoint.name == "step-000003" and result.checkpoint.is_dir()
+
+
+def test_resume_refuses_settings_that_change_the_run(fast: dict[str, Any]) -> None:
+    MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1)).train()
+    with pytest.raises(ValueError, match=r"learning_rate=0.5 \(saved 1e-05\)"):
+        MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=2, resume=True, learning_rate=0.5))
+    with pytest.raises(FileNotFoundError, match="start it again with --overwrite"):
+        MAGRPOTrainer(MAGRPOConfig(**fast, run_name="never-ran", resume=True))
+
+
+def test_full_fine_tuning_with_kl_keeps_the_initial_reference(fast: dict[str, Any]) -> None:
+    settings = {**fast, "lora": False, "kl_beta": 0.5, "learning_rate": 1e-2, "checkpoint_every": 1}
+    first = MAGRPOTrainer(MAGRPOConfig(**settings, num_steps=1))
+    first.train()
+    resumed = MAGRPOTrainer(MAGRPOConfig(**settings, num_steps=2, resume=True))
+    for agent in resumed.team.agents:  # trained weights back, reference = the initial model
+        for a, b in zip(
+            first.team.trainable_parameters(agent),
+            resumed.team.trainable_parameters(agent),
+            strict=True,
+        ):
+            assert torch.equal(a, b)
+    records = resumed.train().metrics
+    assert records[-1]["kl"] > 0
+
+
+def test_old_checkpoints_can_be_pruned(fast: dict[str, Any]) -> None:
+    config = MAGRPOConfig(**fast, num_steps=4, checkpoint_every=1, keep_checkpoints=2)
+    result = MAGRPOTrainer(config).train()
+    names = sorted(p.name for p in (result.run_dir / "checkpoints").iterdir())
+    assert names == ["step-000003", "step-000004"]
 
 
 def test_igrpo_trains_each_agent_on_its_own_reward(fast: dict[str, Any]) -> None:
@@ -139,6 +172,18 @@ def test_igrpo_trains_each_agent_on_its_own_reward(fast: dict[str, Any]) -> None
     assert trainer.env.reward_mode == "individual"  # type: ignore[attr-defined]
     records = trainer.train().metrics
     assert "reward/concise_0/turn0_mean" in records[-1] and len(records) == 2
+
+
+def test_magrpo_learns_from_the_team_reward_whatever_the_env_gives(fast: dict[str, Any]) -> None:
+    config = MAGRPOConfig(**fast, num_steps=1, env_kwargs={"reward_mode": "individual"})
+    _, trees = MAGRPOTrainer(config).train_step()
+    for joint in trees[0].joints:
+        assert joint.rewards == dict.fromkeys(["left_0", "right_1"], joint.team_reward)
+
+
+def test_an_algorithms_env_options_cannot_be_overridden(fast: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="igrpo needs the env option reward_mode='individual'"):
+        IGRPOTrainer(IGRPOConfig(**fast, env_kwargs={"reward_mode": "shared"}))
 
 
 def test_igrpo_uses_individual_rewards_in_its_groups(fast: dict[str, Any]) -> None:
@@ -180,6 +225,7 @@ def test_every_option_together_on_a_two_turn_tree(fast: dict[str, Any]) -> None:
     records = MAGRPOTrainer(config).train().metrics
     last = records[-1]
     assert last["nodes"] == 2 * 3  # per task: the root and its 2 best joint actions
+    assert last["team_reward_mean"] == last["team_reward/turn0_mean"]
     assert "team_reward/turn1_mean" in last
     assert last["kl"] > 0  # the adapters moved away from the reference after step 1
     assert 0 <= last["clip_fraction"] <= 1
