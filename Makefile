@@ -25,9 +25,10 @@ lint: $(DEV_STAMP)
 test: lint
 	$(PY) -m pytest -q
 
+# MAGRPO on tldr_v0 with the embedded model and LoRA, on CPU (configs/demo.yaml); a second
+# `make demo` starts the run over.
 demo: $(DEV_STAMP)
-	$(VENV)/bin/llm-marl envs
-	@echo "no trainer yet: the MAGRPO demo arrives with the trainers (issue 6)."
+	HF_HUB_OFFLINE=1 $(VENV)/bin/llm-marl train --config configs/demo.yaml --overwrite
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

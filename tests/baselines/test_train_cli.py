@@ -131,3 +131,10 @@ def test_resume_takes_the_saved_settings(fast: dict[str, Any]) -> None:
         3,
     )
     assert config.num_steps == 2 and config.resume
+
+
+def test_the_demo_config_is_the_documented_default() -> None:
+    demo = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+    algo, config = config_from_args(["--config", str(demo)])
+    assert algo == "magrpo" and isinstance(config, MAGRPOConfig)
+    assert (config.env, config.model, config.lora) == ("tldr_v0", "embedded", True)
