@@ -20,3 +20,20 @@ def test_envs_do_not_import_torch_or_datasets() -> None:
         [sys.executable, "-c", CODE], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+CONFIG_CODE = """
+import sys
+from llm_marl.baselines import MAGRPOConfig
+from llm_marl.cli import build_parser
+MAGRPOConfig(env='tldr_v0'); build_parser()
+print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'}))
+"""
+
+
+def test_configs_and_the_cli_parser_do_not_import_torch() -> None:
+    """Building configs and the ``llm-marl`` parser stays light; trainers load torch lazily."""
+    result = subprocess.run(
+        [sys.executable, "-c", CONFIG_CODE], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
