@@ -52,8 +52,9 @@ def save_checkpoint(
     ``keep > 0`` then deletes all but the newest ``keep`` checkpoints.
     """
     final = folder / checkpoint_name(step)
+    for leftover in folder.glob(".partial-*"):  # from saves that were killed
+        shutil.rmtree(leftover, ignore_errors=True)
     partial = folder / f".partial-{final.name}"
-    shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     team.save_pretrained(partial / TEAM_DIR)
     state = {
@@ -84,7 +85,9 @@ def _complete(folder: Path) -> list[Path]:
     found = [
         (int(match.group(1)), path)
         for path in folder.iterdir()
-        if (match := _NAME.fullmatch(path.name)) and (path / STATE_FILE).is_file()
+        if (match := _NAME.fullmatch(path.name))
+        and (path / STATE_FILE).is_file()
+        and (path / TEAM_DIR).is_dir()
     ]
     return [path for _, path in sorted(found)]
 

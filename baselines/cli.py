@@ -150,7 +150,9 @@ def config_from_args(argv: Sequence[str]) -> tuple[str, TrainConfig]:
     if values.get("resume"):
         provisional = config_class(**values)
         saved = saved_settings(Path(provisional.output_dir) / provisional.name, algo)
-        values = {**{k: v for k, v in saved.items() if k in names}, **values}
+        file_values = {k: v for k, v in values.items() if k not in given}
+        # The saved run beats the file; only options typed now beat the saved run.
+        values = {**file_values, **{k: v for k, v in saved.items() if k in names}, **given}
     return algo, config_class(**values)
 
 

@@ -230,6 +230,8 @@ RESUMABLE_CHANGES: frozenset[str] = frozenset(
         "logprob_batch_size",
         "resume",
         "overwrite",
+        "output_dir",  # where the folder is, not what the run does
+        "run_name",
     }
 )
 

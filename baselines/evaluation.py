@@ -54,7 +54,7 @@ def evaluate(
         for episode, observations in episodes:
             actions = {agent: next(answers)[0].text for agent in episode.agents}
             observations, rewards, _, _, infos = episode.step(actions)
-            first = infos[next(iter(actions))]
+            first = infos.get(next(iter(actions)), {})
             team_reward = float(first.get("team_reward", statistics.fmean(rewards.values())))
             all_rewards.append(team_reward)
             if episode.agents:

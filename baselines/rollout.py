@@ -10,11 +10,11 @@ Returns are backed up once the tree is complete: a joint action's return is its 
 ``gamma`` times the mean return of its child's joint actions, and a sample's return is the mean
 over the joint actions it takes part in.
 
-Pruned branches keep the horizon of their siblings, so one group never compares returns over
-different numbers of turns: a joint action left out by ``expand_top_k`` gets its reward plus
-``gamma`` times the mean child value of its expanded siblings; the joint actions of a node that
-stopped early (no sibling expanded) are credited as if their reward repeated for the remaining
-turns of ``horizon``.
+Every joint action of a group is credited over the same horizon, so one group never compares
+returns over different numbers of turns: a joint action left out by ``expand_top_k`` gets its
+reward plus ``gamma`` times the mean child value of its expanded siblings; a joint action with
+no continuation (its node stopped early, or the env ended the episode before ``horizon``) is
+credited as if its reward repeated for the remaining turns.
 """
 
 from __future__ import annotations
@@ -231,16 +231,14 @@ def _backup(node: Node, settings: TreeSettings) -> None:
     for joint in node.joints:
         if joint.child is not None:
             continue
-        if joint.done:
-            joint.returns = dict(joint.rewards)
-        elif expanded:  # pruned by expand_top_k: its siblings' continuation
-            joint.returns = {
-                a: joint.rewards[a] + gamma * _sibling_value(expanded, a) for a in node.agents
-            }
-        else:  # stopped early: its reward held for the remaining turns
+        if joint.done or not expanded:  # ended, or its node stopped early: reward held
             remaining = max(0, settings.horizon - 1 - node.turn) if settings.horizon else 0
             weight = sum(gamma**k for k in range(remaining + 1))
             joint.returns = {a: joint.rewards[a] * weight for a in node.agents}
+        else:  # pruned by expand_top_k: its siblings' continuation
+            joint.returns = {
+                a: joint.rewards[a] + gamma * _sibling_value(expanded, a) for a in node.agents
+            }
     num_samples = len(node.samples[node.agents[0]])
     for index, agent in enumerate(node.agents):
         totals, counts = [0.0] * num_samples, [0] * num_samples

@@ -43,6 +43,8 @@ from llm_marl.baselines.update import (
     tree_groups,
 )
 from llm_marl.models import LoRASettings, SamplingConfig, Team, load_policy
+from llm_marl.models.team import MANIFEST as TEAM_MANIFEST
+from llm_marl.models.team import read_manifest
 
 __all__ = ["CONFIG_FILE", "TrainResult", "Trainer"]
 
@@ -128,7 +130,7 @@ class Trainer:
             gamma=config.gamma,
             early_stop_threshold=config.early_stop_threshold,
             expand_top_k=config.expand_top_k,
-            horizon=config.num_turns,
+            horizon=int(getattr(self.env, "num_turns", config.num_turns)),
             shared_reward=self.uses_team_reward,
         )
 
@@ -161,6 +163,7 @@ class Trainer:
 
     def _build_team(self) -> Team:
         config = self.config
+        _check_saved_team_model(config)
         saved = self._resume_from / TEAM_DIR if self._resume_from is not None else None
         full_with_kl = not config.lora and config.kl_beta > 0
         if saved is not None and not full_with_kl:
@@ -202,6 +205,11 @@ class Trainer:
         for agent, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][agent])
         self.step, self.position = int(state["step"]), int(state["position"])
+        if self.config.num_steps < self.step:
+            raise ValueError(
+                f"the run in {self.run_dir} is already at step {self.step}: pass "
+                f"--num-steps above {self.step} to go on (got num_steps={self.config.num_steps})"
+            )
 
     # --------------------------------------------------------------- the loop
     def train(self) -> TrainResult:
@@ -329,6 +337,28 @@ def _check_resumable(config: TrainConfig, saved_file: Path) -> None:
         raise ValueError(
             f"resume: settings differ from the saved run in {saved_file}: {listed}; only "
             f"{sorted(RESUMABLE_CHANGES - {'resume', 'overwrite'})} may change"
+        )
+
+
+def _check_saved_team_model(config: TrainConfig) -> None:
+    """A saved team as ``--model`` keeps its own adapters: refuse options it cannot honour."""
+    manifest_file = Path(config.model).expanduser() / TEAM_MANIFEST
+    if not manifest_file.is_file():
+        return
+    manifest = read_manifest(manifest_file.parent)
+    lora = manifest.get("lora") or {}
+    wanted = {"lora": config.lora, "lora_r": config.lora_r, "lora_alpha": config.lora_alpha}
+    saved = {"lora": bool(lora), "lora_r": lora.get("r", config.lora_r)}
+    saved["lora_alpha"] = lora.get("alpha", config.lora_alpha)
+    clashes = [
+        f"{k}={wanted[k]!r} (the team has {saved[k]!r})" for k in wanted if wanted[k] != saved[k]
+    ]
+    if not lora and config.kl_beta > 0:
+        clashes.append("kl_beta > 0 (a saved full-weights team has no frozen reference)")
+    if clashes:
+        raise ValueError(
+            f"--model {config.model} is a saved team, which keeps its own settings: "
+            + "; ".join(clashes)
         )
 
 

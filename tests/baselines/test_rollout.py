@@ -118,3 +118,25 @@ def test_own_rewards_feed_the_returns_only_when_asked() -> None:
         TreeSettings(shared_reward=False),
     )
     assert root.sample_returns == {"left_0": [1.0, 1.0], "right_1": [0.0, 0.0]}
+
+
+class SolvedEnv(DigitsEnv):
+    """Ends the episode as soon as the team reward reaches 0.25 (a solved task)."""
+
+    def step(self, actions):  # type: ignore[no-untyped-def]
+        observations, rewards, terminations, truncations, infos = super().step(actions)
+        if infos[self.possible_agents[0]]["team_reward"] >= 0.25:
+            terminations = dict.fromkeys(terminations, True)
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+
+def test_an_episode_ended_early_is_credited_over_the_same_horizon() -> None:
+    env = SolvedEnv(num_turns=3)
+    team = ScriptedTeam(AGENTS, _by_index)
+    settings = TreeSettings(gamma=0.9, horizon=3, early_stop_threshold=0.1)
+    root = rollout_tree(env, {"seed": 0}, team, SamplingConfig(num_samples=3), settings)
+    weight = 1 + 0.9 + 0.81
+    # sample 2 solved the task (0.25, episode over); sample 1 did not (0.125): 2 stays ahead
+    assert root.joints[2].done and not root.joints[1].done
+    assert root.sample_returns["left_0"] == pytest.approx([0.0, 0.125 * weight, 0.25 * weight])

@@ -138,3 +138,19 @@ def test_the_demo_config_is_the_documented_default() -> None:
     algo, config = config_from_args(["--config", str(demo)])
     assert algo == "magrpo" and isinstance(config, MAGRPOConfig)
     assert (config.env, config.model, config.lora) == ("tldr_v0", "embedded", True)
+
+
+def test_on_resume_the_saved_run_beats_the_file_and_typed_options_beat_both(
+    fast: dict[str, Any], tmp_path: Path
+) -> None:
+    out_dir = fast["output_dir"]
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        f"env: digits_v0\nmodel: tiny\nmax_new_tokens: 6\nnum_steps: 1\n"
+        f"output_dir: {out_dir}\nrun_name: f\nprogress: false\n"
+    )
+    assert main(["train", "--config", str(path), "--num-steps", "2"]) == 0
+    _, config = config_from_args(["--config", str(path), "--resume"])
+    assert config.num_steps == 2  # the saved run's, not the file's 1
+    _, config = config_from_args(["--config", str(path), "--resume", "--num-steps", "3"])
+    assert config.num_steps == 3
