@@ -24,13 +24,13 @@ from typing import Any
 
 from llm_marl.baselines import ALGORITHMS, trainer_class
 from llm_marl.baselines.config import TrainConfig
+from llm_marl.baselines.run_config import saved_settings
 
 __all__ = [
     "build_train_parser",
     "config_from_args",
     "field_docs",
     "read_config_file",
-    "saved_settings",
     "train_main",
 ]
 
@@ -164,21 +164,6 @@ def _from_text(name: str, value: Any, kind: Any, source: str) -> Any:
         return _converter(kind)[0](value)
     except (ValueError, TypeError, argparse.ArgumentTypeError) as error:
         raise ValueError(f"{source}: {name}: cannot read {value!r}: {error}") from None
-
-
-def saved_settings(run_dir: Path, algo: str) -> dict[str, Any]:
-    """The settings a run saved in its ``config.yaml`` (empty when there is none)."""
-    import yaml
-
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return {}
-    saved = yaml.safe_load(path.read_text()) or {}
-    if saved.get("algo", algo) != algo:
-        raise ValueError(
-            f"{run_dir} is a {saved['algo']} run; resume it with --algo {saved['algo']}"
-        )
-    return {k: v for k, v in saved.items() if k not in ("algo", "resume", "overwrite")}
 
 
 def train_main(argv: Sequence[str]) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pettingzoo import ParallelEnv
 
-from llm_marl.baselines.rollout import observation_text
+from llm_marl.baselines.rollout import observation_text, team_outcome
 from llm_marl.baselines.tasks import listed_task_ids
 from llm_marl.models import SamplingConfig, Team
 
@@ -54,15 +54,14 @@ def evaluate(
         for episode, observations in episodes:
             actions = {agent: next(answers)[0].text for agent in episode.agents}
             observations, rewards, _, _, infos = episode.step(actions)
-            first = infos.get(next(iter(actions)), {})
-            team_reward = float(first.get("team_reward", statistics.fmean(rewards.values())))
+            team_reward, step_terms = team_outcome(infos, {a: rewards[a] for a in actions})
             all_rewards.append(team_reward)
             if episode.agents:
                 still_running.append((episode, observations))
             else:
                 last.append(team_reward)
-                for name, value in first.get("reward_terms", {}).items():
-                    terms[name].append(float(value))
+                for name, value in step_terms.items():
+                    terms[name].append(value)
         episodes = still_running
     metrics = {
         "eval/team_reward_mean": statistics.fmean(all_rewards),

@@ -30,7 +30,15 @@ from pettingzoo import ParallelEnv
 
 from llm_marl.models import Completion, SamplingConfig, Team
 
-__all__ = ["Joint", "Node", "TreeSettings", "joint_picks", "observation_text", "rollout_tree"]
+__all__ = [
+    "Joint",
+    "Node",
+    "TreeSettings",
+    "joint_picks",
+    "observation_text",
+    "rollout_tree",
+    "team_outcome",
+]
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,17 @@ class RolloutStats:
     generated_tokens: int = 0
 
 
+def team_outcome(
+    infos: Mapping[str, Any], rewards: Mapping[str, float]
+) -> tuple[float, dict[str, float]]:
+    """The team reward and reward terms of one step: ``infos[agent]["team_reward"]`` and
+    ``["reward_terms"]`` of the first acting agent when the env gives them, else the mean of
+    the agents' rewards and no terms."""
+    first = infos.get(next(iter(rewards)), {})
+    team = float(first.get("team_reward", sum(rewards.values()) / len(rewards)))
+    return team, {k: float(v) for k, v in first.get("reward_terms", {}).items()}
+
+
 def rollout_tree(
     env: ParallelEnv[Any, Any, Any],
     reset_kwargs: Mapping[str, Any],
@@ -185,17 +204,14 @@ def _score(node: Node, settings: TreeSettings) -> None:
         branch = copy.deepcopy(node.env)
         actions = {a: node.samples[a][g].text for a, g in zip(node.agents, picks, strict=True)}
         observations, rewards, terminations, truncations, infos = branch.step(actions)
-        first = infos.get(node.agents[0], {})
         agent_rewards = {a: float(rewards[a]) for a in node.agents}
-        team_reward = float(
-            first.get("team_reward", sum(agent_rewards.values()) / len(node.agents))
-        )
+        team_reward, terms = team_outcome(infos, agent_rewards)
         if settings.shared_reward:
             agent_rewards = dict.fromkeys(node.agents, team_reward)
         done = not branch.agents or all(
             terminations.get(a, False) or truncations.get(a, False) for a in node.agents
         )
-        joint = Joint(picks, agent_rewards, team_reward, dict(first.get("reward_terms", {})), done)
+        joint = Joint(picks, agent_rewards, team_reward, terms, done)
         if not done:
             joint.child = _node(node.turn + 1, branch, observations)
         node.joints.append(joint)

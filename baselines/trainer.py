@@ -12,13 +12,12 @@ from __future__ import annotations
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import yaml
 from pettingzoo import ParallelEnv
 
 import llm_marl
@@ -29,10 +28,11 @@ from llm_marl.baselines.checkpoint import (
     load_trainer_state,
     save_checkpoint,
 )
-from llm_marl.baselines.config import RESUMABLE_CHANGES, TrainConfig
+from llm_marl.baselines.config import TrainConfig
 from llm_marl.baselines.evaluation import evaluate, evaluation_resets
 from llm_marl.baselines.metrics import group_metrics, reward_metrics
 from llm_marl.baselines.rollout import Node, RolloutStats, TreeSettings, rollout_tree
+from llm_marl.baselines.run_config import CONFIG_FILE, check_resumable, dump_config
 from llm_marl.baselines.run_log import METRICS_FILE, RunLog, read_metrics, write_atomically
 from llm_marl.baselines.tasks import TaskOrder
 from llm_marl.baselines.update import (
@@ -46,9 +46,8 @@ from llm_marl.models import LoRASettings, SamplingConfig, Team, load_policy
 from llm_marl.models.team import MANIFEST as TEAM_MANIFEST
 from llm_marl.models.team import read_manifest
 
-__all__ = ["CONFIG_FILE", "TrainResult", "Trainer"]
+__all__ = ["TrainResult", "Trainer"]
 
-CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
 #: Characters of a prompt kept in ``samples.jsonl`` (its end, where the instruction is).
 SAMPLE_PROMPT_CHARS = 600
@@ -191,7 +190,7 @@ class Trainer:
                     f"--resume: no checkpoint in {checkpoints} (the run stopped before its "
                     "first one); start it again with --overwrite"
                 )
-            _check_resumable(config, self.run_dir / CONFIG_FILE)
+            check_resumable(config, self.run_dir)
             return latest
         if self.run_dir.exists() and any(self.run_dir.iterdir()) and not config.overwrite:
             raise FileExistsError(
@@ -311,33 +310,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def dump_config(config: TrainConfig) -> str:
-    """``config.yaml``: the algorithm and every setting (not the one-off resume/overwrite)."""
-    values = {k: v for k, v in asdict(config).items() if k not in ("resume", "overwrite")}
-    return yaml.safe_dump({"algo": config.algo, **values}, sort_keys=False)
-
-
-def _check_resumable(config: TrainConfig, saved_file: Path) -> None:
-    """Refuse to resume with settings that would change the run's meaning."""
-    if not saved_file.is_file():
-        return
-    saved = yaml.safe_load(saved_file.read_text()) or {}
-    if saved.get("algo", config.algo) != config.algo:
-        raise ValueError(f"{saved_file} is a {saved['algo']} run, not {config.algo}")
-    current = asdict(config)
-    changed = {
-        k: (current[k], v)
-        for k, v in saved.items()
-        if k in current and k not in RESUMABLE_CHANGES and current[k] != v
-    }
-    if changed:
-        listed = ", ".join(f"{k}={new!r} (saved {old!r})" for k, (new, old) in changed.items())
-        raise ValueError(
-            f"resume: settings differ from the saved run in {saved_file}: {listed}; only "
-            f"{sorted(RESUMABLE_CHANGES - {'resume', 'overwrite'})} may change"
-        )
 
 
 def _check_saved_team_model(config: TrainConfig) -> None:
