@@ -14,7 +14,9 @@ from llm_marl.rewards.writing import (
     Ramp,
     WritingRewardSpec,
     WritingScore,
+    WritingTeamScore,
     score_writing,
+    score_writing_team,
 )
 
 __all__ = [
@@ -27,7 +29,9 @@ __all__ = [
     "Ramp",
     "WritingRewardSpec",
     "WritingScore",
+    "WritingTeamScore",
     "joint_program",
     "score_coding",
     "score_writing",
+    "score_writing_team",
 ]

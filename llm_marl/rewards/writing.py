@@ -20,17 +20,34 @@ inside the word band, whatever its partner wrote; when both answers are inside t
 and the consistency part are split evenly (both answers set them), and the coherence part goes
 to whoever it is measured on (answer 2 only, or half each when measured on both). The two shares
 sum to the team reward whenever both answers are inside the band.
+
+Teams of n writers (:func:`score_writing_team`): the two-answer reward is applied to each
+consecutive pair (answer k, answer k + 1) and averaged over the n - 1 pairs: the team reward,
+every term and each agent's share are the pair means (an agent's share is the sum of its shares
+in the pairs it belongs to, divided by n - 1). For n = 2 this is exactly the two-answer reward.
+The shares sum to the team reward whenever every answer is inside the word band.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from llm_marl.rewards.lexicon import jaccard, transition_categories, unique_words, whitespace_words
 
-__all__ = ["ARXIV_V0", "TLDR_V0", "Ramp", "WritingRewardSpec", "WritingScore", "score_writing"]
+__all__ = [
+    "ARXIV_V0",
+    "TLDR_V0",
+    "Ramp",
+    "WritingRewardSpec",
+    "WritingScore",
+    "WritingTeamScore",
+    "score_writing",
+    "score_writing_team",
+]
 
 STRUCTURE_POINTS = 0.5
 TRANSITION_WEIGHT = 0.4
@@ -217,3 +234,72 @@ def score_writing(spec: WritingRewardSpec, answer_0: str, answer_1: str) -> Writ
         jaccard=similarity,
         individual=individual,
     )
+
+
+@dataclass(frozen=True)
+class WritingTeamScore:
+    """The gated writing reward of n answers: the mean over consecutive pairs of answers."""
+
+    pairs: tuple[WritingScore, ...]
+    """The score of each pair (answer k, answer k + 1), k = 0 .. n - 2."""
+
+    @property
+    def total(self) -> float:
+        """The team reward, 0 to 3: the mean of the pairs' totals."""
+        return _mean(p.total for p in self.pairs)
+
+    @property
+    def stopped_at(self) -> int:
+        """0 when every pair scored on every level, else the lowest level that stopped a pair."""
+        return min((p.stopped_at for p in self.pairs if p.stopped_at), default=0)
+
+    @property
+    def individual(self) -> tuple[float, ...]:
+        """Each agent's share: its shares in its (one or two) pairs, summed, over n - 1."""
+        shares = [0.0] * (len(self.pairs) + 1)
+        for k, pair in enumerate(self.pairs):
+            shares[k] += pair.individual[0] / len(self.pairs)
+            shares[k + 1] += pair.individual[1] / len(self.pairs)
+        return tuple(shares)
+
+    def terms(self) -> dict[str, float]:
+        """Reward terms by name, each the mean over the pairs (as :meth:`WritingScore.terms`)."""
+        per_pair = [p.terms() for p in self.pairs]
+        return {name: _mean(t[name] for t in per_pair) for name in per_pair[0]}
+
+    def measures(self) -> dict[str, float | int]:
+        """Measurements for ``infos``: two answers give :meth:`WritingScore.measures` as it is.
+
+        With more answers: ``words_k`` per answer, ``stopped_at_level`` (see :attr:`stopped_at`),
+        and each pair's ratios, categories, Jaccard and stop level suffixed by the pair's index
+        (``length_ratio_1`` is ``len(a2) / len(a1)``).
+        """
+        if len(self.pairs) == 1:
+            return self.pairs[0].measures()
+        measures: dict[str, float | int] = {"words_0": self.pairs[0].words[0]}
+        for k, pair in enumerate(self.pairs):
+            measures[f"words_{k + 1}"] = pair.words[1]
+            for name, value in pair.measures().items():
+                if not name.startswith("words_"):
+                    measures[f"{name}_{k}"] = value
+        measures["stopped_at_level"] = self.stopped_at
+        return measures
+
+
+def _mean(values: Iterable[float]) -> float:
+    # fsum: exact for one value, so a two-answer team keeps the pair's floats bit for bit.
+    items = list(values)
+    return math.fsum(items) / len(items)
+
+
+def score_writing_team(spec: WritingRewardSpec, answers: Sequence[str]) -> WritingTeamScore:
+    """Score the answers of n >= 2 agents, in agent order, with the gated writing reward ``spec``.
+
+    Each consecutive pair is scored by :func:`score_writing`; see the module docstring.
+    """
+    if isinstance(answers, str) or len(answers) < 2:
+        raise ValueError(
+            f"score_writing_team needs a sequence of at least two answers, got {answers!r}"
+        )
+    pairs = tuple(score_writing(spec, a, b) for a, b in itertools.pairwise(answers))
+    return WritingTeamScore(pairs)
