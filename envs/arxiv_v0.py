@@ -70,6 +70,7 @@ class ArxivEnv(WritingEnv):
         "background part, on how the work solves the problem and what follows from it. Use "
         "transition words (for example, however, therefore) so that it reads smoothly.",
     )
+    reference_words = (130, 185)
 
     def parse_record(self, record: Mapping[str, Any], index: int, split: str) -> WritingTask:
         """Read an ``OpenMLRL/arXiv_abstract`` record, or one with an abstract/text column."""

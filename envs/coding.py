@@ -2,14 +2,21 @@
 
 A coding env is a :class:`~llm_marl.env_base.CollaborativeTextEnv` with two roles: ``helper``
 writes a function ``aux``, ``main`` writes the problem's entry-point function and may call
-``aux``. Problems come in HumanEval's schema (``task_id``, ``prompt``, ``test``, ``entry_point``,
-``canonical_solution``, optionally ``helper_hint``, ``canonical_aux``, ``canonical_main``) and
-are scored by the coding reward ``v0`` (:mod:`llm_marl.rewards.coding`), with tests run in
-:mod:`llm_marl.sandbox`.
+``aux``. A subclass may declare more roles (``roles = ("helper", "helper", "main")``): the
+first n - 1 agents are helpers, helper k writing ``aux_k`` (``aux_0``, ``aux_1``, ...), and the
+last agent writes the entry point, which may call them all; the joint program is the helpers'
+code in team order, then main's, scored by :func:`~llm_marl.rewards.coding.score_coding_team`
+(for two agents exactly the two-agent reward). Later turns show each agent its teammates' code,
+labelled by agent. Problems come in HumanEval's schema (``task_id``, ``prompt``, ``test``,
+``entry_point``, ``canonical_solution``, optionally ``helper_hint``, ``canonical_aux``,
+``canonical_main``) and are scored by the coding reward ``v0`` (:mod:`llm_marl.rewards.coding`),
+with tests run in :mod:`llm_marl.sandbox`. Reference answers (:meth:`CodingEnv.reference_parts`)
+are the task's canonical code.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -22,7 +29,13 @@ from llm_marl.data import load_records
 from llm_marl.env_base import REVIEW_ALLOWANCE, CollaborativeTextEnv, part_marker
 from llm_marl.episode import Outcome, Task, TurnRecord
 from llm_marl.rewards.code_analysis import extract_code, prompt_context, split_program
-from llm_marl.rewards.coding import AUX_NAME, CODING_V0, CodingProblem, score_coding
+from llm_marl.rewards.coding import (
+    AUX_NAME,
+    CODING_V0,
+    CodingProblem,
+    helper_names,
+    score_coding_team,
+)
 from llm_marl.sandbox import split_check
 
 __all__ = ["CodingEnv", "CodingTask"]
@@ -58,7 +71,7 @@ class CodingTask(Task):
 
 
 class CodingEnv(CollaborativeTextEnv[CodingTask]):
-    """A helper writes ``aux``, main writes the entry point; scored by the coding reward v0."""
+    """Helpers write ``aux`` (or ``aux_k``), main writes the entry point; coding reward v0."""
 
     roles = ("helper", "main")
     solo_role = "coder"
@@ -94,6 +107,23 @@ class CodingEnv(CollaborativeTextEnv[CodingTask]):
         self.test_memory_mb = test_memory_mb
         self.max_feedback_asserts = max_feedback_asserts
         super().__init__(**kwargs)
+
+    @property
+    def helper_names(self) -> tuple[str, ...]:
+        """The helper functions, one per helper agent: ``("aux",)``, or ``aux_0``, ``aux_1``..."""
+        return helper_names(len(self.roles) - 1)
+
+    def team_intro(self) -> str:
+        """The top of every team prompt: :attr:`task_intro` for two agents, else a team text."""
+        names = self.helper_names
+        if len(names) == 1:
+            return self.task_intro
+        listed = ", ".join(f"`{n}`" for n in names)
+        return (
+            f"You are one of {len(self.roles)} Python programmers solving one problem together. "
+            f"The helpers write the functions {listed} (one each); the main programmer writes "
+            "the problem's function and can call them."
+        )
 
     # ----------------------------------------------------------------- data
     def load_task_records(
@@ -149,54 +179,81 @@ class CodingEnv(CollaborativeTextEnv[CodingTask]):
     def _problem_block(self, task: CodingTask) -> str:
         return f"Problem:\n```python\n{task.prompt.strip()}\n```"
 
-    def _instruction(self, task: CodingTask, role: str) -> str:
+    def _instruction(self, task: CodingTask, index: int) -> str:
+        """The instruction of team agent ``index``: helper ``index``, or main (the last)."""
         hint = f" Suggested helper: {task.helper_hint}" if task.helper_hint else ""
-        if role == "helper":
+        names = self.helper_names
+        if index < len(names):
+            name = names[index]
             return (
-                f"Your part: write a Python function `{AUX_NAME}` that does a useful part of the "
+                f"Your part: write a Python function `{name}` that does a useful part of the "
                 f"work, so that `{task.entry_point}` can call it.{hint} Answer with the complete "
-                f"`def {AUX_NAME}(...)` (imports it needs included) in one ```python block; do not "
+                f"`def {name}(...)` (imports it needs included) in one ```python block; do not "
                 f"write `{task.entry_point}` or any tests."
             )
         helper = f" The helper was asked for:{hint[len(' Suggested helper:') :]}" if hint else ""
+        if len(names) == 1:
+            given = f"Your teammate's `{AUX_NAME}(...)` is defined before your code: call it"
+            given += " where it helps, and use its result."
+            own = f"`{AUX_NAME}`"
+        else:
+            own = ", ".join(f"`{n}`" for n in names)
+            given = f"Your teammates' {own} are defined before your code: call each where it"
+            given += " helps, and use their results."
         return (
             f"Your part: write the complete function `def {task.entry_point}(...)` with the "
-            f"signature above (not only its body). Your teammate's `{AUX_NAME}(...)` is defined "
-            f"before your code: call it where it helps, and use its result.{helper} Answer in one "
-            f"```python block; do not define `{AUX_NAME}` yourself, and write no tests."
+            f"signature above (not only its body). {given}{helper} Answer in one "
+            f"```python block; do not define {own} yourself, and write no tests."
         )
 
     def prompt(self, task: CodingTask, agent: str, history: Sequence[TurnRecord]) -> str:
         """The role's instruction on the problem; later turns add the last round's feedback."""
         index = self.team_agents.index(agent)
         text = (
-            f"{self.task_intro}\n\n{self._problem_block(task)}\n\n"
-            f"{self._instruction(task, self.roles[index])}"
+            f"{self.team_intro()}\n\n{self._problem_block(task)}\n\n"
+            f"{self._instruction(task, index)}"
         )
         if not history:
             return text
         last = history[-1]
-        partner = self.team_agents[1 - index]
-        own, other = (self._shown_code(last.actions[a]) for a in (agent, partner))
+        others = [a for a in self.team_agents if a != agent]
+        own = self._shown_code(last.actions[agent])
+        if len(others) == 1:
+            heading, blocks = "Your teammate's code:\n", ["```python\n{}\n```"]
+        else:
+            heading, blocks = (
+                "Your teammates' code:\n",
+                [f"[{a}]\n```python\n{{}}\n```" for a in others],
+            )
         labels = (
-            "\n\nPrevious round:\nYour code:\n```python\n{}\n```\n\nYour teammate's code:\n"
-            "```python\n{}\n```\n\nFeedback:\n{}\nWrite your improved code."
+            "\n\nPrevious round:\nYour code:\n```python\n{}\n```\n\n"
+            + heading
+            + "\n\n".join(blocks)
+            + "\n\nFeedback:\n{}\nWrite your improved code."
         )
-        room = REVIEW_ALLOWANCE - len(labels.format("", "", ""))
-        return text + labels.format(own, other, self._review(task, last.outcome, room))
+        shown = [self._shown_code(last.actions[a]) for a in others]
+        room = REVIEW_ALLOWANCE - len(labels.format(*[""] * (len(others) + 2)))
+        return text + labels.format(own, *shown, self._review(task, last.outcome, room))
 
     def _shown_code(self, action: str) -> str:
         """The code of an answer as shown back in feedback (never longer than an action)."""
         return extract_code(action)[: self.max_action_chars]
 
     def solo_prompt(self, task: CodingTask, history: Sequence[TurnRecord]) -> str:
-        """One programmer writes ``aux`` and the entry point in one program."""
+        """One programmer writes the helper function(s) and the entry point in one program."""
         hint = f" Suggested helper: {task.helper_hint}" if task.helper_hint else ""
+        names = self.helper_names
+        if len(names) == 1:
+            helpers = f"two top-level functions: a helper `def {AUX_NAME}(...)` that does"
+            calls = f"calls `{AUX_NAME}` and uses its result"
+        else:
+            defs = ", ".join(f"`def {n}(...)`" for n in names)
+            helpers = f"{len(names) + 1} top-level functions: helpers {defs} that each do"
+            calls = "calls each helper and uses its result"
         text = (
             f"You are a Python programmer.\n\n{self._problem_block(task)}\n\nWrite one program "
-            f"with two top-level functions: a helper `def {AUX_NAME}(...)` that does a useful "
-            f"part of the work,{hint and ' ' + hint.strip()} and the complete "
-            f"`def {task.entry_point}(...)`, which calls `{AUX_NAME}` and uses its result. "
+            f"with {helpers} a useful part of the work,{hint and ' ' + hint.strip()} and the "
+            f"complete `def {task.entry_point}(...)`, which {calls}. "
             "Answer in one ```python block, with no tests."
         )
         if not history:
@@ -212,21 +269,30 @@ class CodingEnv(CollaborativeTextEnv[CodingTask]):
         return text + labels.format(shown, self._review(task, last.outcome, room))
 
     def split_solo(self, text: str) -> list[str]:
-        """Split one program into ``aux`` (every top-level ``def aux``) and the rest (main's part).
+        """Split one program into each helper's function (every top-level ``def aux``, or
+        ``def aux_k`` per helper) and the rest (main's part).
 
         An answer with ``[PART 2]`` marker lines is split at them instead (base class rule).
         """
         if part_marker(2) in text:
             return super().split_solo(text)
-        return list(split_program(extract_code(text), AUX_NAME))
+        parts, rest = [], extract_code(text)
+        for name in self.helper_names:
+            part, rest = split_program(rest, name)
+            parts.append(part)
+        return [*parts, rest]
+
+    def join_solo(self, parts: Sequence[str]) -> str:
+        """One program: every part's code in team order, in one ```python block."""
+        return "```python\n" + "\n\n".join(extract_code(p) for p in parts) + "\n```"
 
     # ----------------------------------------------------------------- reward
     def score(self, task: CodingTask, actions: Mapping[str, str]) -> Outcome:
-        """The coding reward v0 of (helper's answer, main's answer)."""
-        aux_text, main_text = (actions[a] for a in self.team_agents)
-        result = score_coding(
+        """The coding reward v0 of (the helpers' answers, main's answer)."""
+        *helper_texts, main_text = (actions[a] for a in self.team_agents)
+        result = score_coding_team(
             task.problem,
-            aux_text,
+            helper_texts,
             main_text,
             timeout_s=self.test_timeout_s,
             memory_mb=self.test_memory_mb,
@@ -243,7 +309,8 @@ class CodingEnv(CollaborativeTextEnv[CodingTask]):
         """The last round's verdict as text, at most ``room`` characters."""
         terms, facts = outcome.terms, outcome.measures
         lines = [f"Team reward {terms['total']:.2f} of {CODING_V0.maximum:.2f}."]
-        lines.append(_structure_note(AUX_NAME, facts["aux_defined"], facts["aux_returns"]))
+        for name in self.helper_names:
+            lines.append(_structure_note(name, facts[f"{name}_defined"], facts[f"{name}_returns"]))
         lines.append(
             _structure_note(task.entry_point, facts["main_defined"], facts["main_returns"])
         )
@@ -252,8 +319,38 @@ class CodingEnv(CollaborativeTextEnv[CodingTask]):
         elif facts["syntax_error"]:
             lines.append(f"Syntax error in the {facts['syntax_error']}. Tests not run.")
         else:
-            lines.extend(_test_notes(facts))
+            lines.extend(_test_notes(facts, self.helper_names))
         return _cut("\n".join(lines), room)
+
+    # ----------------------------------------------------------------- references
+    def reference_parts(self, task: CodingTask, turn: int) -> list[str]:
+        """The task's ``canonical_aux`` and ``canonical_main``, else its canonical solution as
+        ``aux`` and a main that calls it; reaches every level of the coding reward v0.
+
+        With more helpers, helper 0 writes that ``aux`` as ``aux_0``, every other helper a
+        pass-through ``aux_k(value)``, and main passes each of its results through them all.
+        """
+        aux, main = task.canonical_aux, task.canonical_main
+        if aux is None or main is None:
+            if task.canonical_solution is None:
+                raise NotImplementedError(
+                    f"task {task.task_id!r} has no canonical_aux/canonical_main nor "
+                    "canonical_solution: no reference answers"
+                )
+            aux = (task.prompt + task.canonical_solution).replace(
+                f"def {task.entry_point}(", f"def {AUX_NAME}("
+            )
+            main = (
+                f"def {task.entry_point}(*args):\n    result = {AUX_NAME}(*args)\n"
+                "    checked = result\n    return checked\n"
+            )
+        names = self.helper_names
+        if len(names) == 1:
+            return [aux, f"```python\n{main}```"]
+        helpers = [_renamed(aux, AUX_NAME, names[0])]
+        helpers += [f"def {n}(value):\n    return value\n" for n in names[1:]]
+        main = _passed_through(_renamed(main, AUX_NAME, names[0]), task.entry_point, names[1:])
+        return [*helpers, f"```python\n{main}```"]
 
 
 def _structure_note(name: str, defined: bool, returns: bool) -> str:
@@ -262,7 +359,35 @@ def _structure_note(name: str, defined: bool, returns: bool) -> str:
     return f"`{name}`: defined, " + ("returns a value." if returns else "returns no value.")
 
 
-def _test_notes(facts: Mapping[str, Any]) -> list[str]:
+def _renamed(code: str, old: str, new: str) -> str:
+    """``code`` with every name ``old`` (calls, definitions) renamed ``new``."""
+
+    class Rename(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.Name:
+            return ast.Name(new, node.ctx) if node.id == old else node
+
+        def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+            self.generic_visit(node)
+            if node.name == old:
+                node.name = new
+            return node
+
+    return ast.unparse(Rename().visit(ast.parse(code))) + "\n"
+
+
+def _passed_through(code: str, entry_point: str, names: Sequence[str]) -> str:
+    """``code`` with each value the top-level ``entry_point`` returns passed through ``names``."""
+    tree = ast.parse(code)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == entry_point:
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Return) and inner.value is not None:
+                    for name in names:
+                        inner.value = ast.Call(ast.Name(name, ast.Load()), [inner.value], [])
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+def _test_notes(facts: Mapping[str, Any], names: Sequence[str] = (AUX_NAME,)) -> list[str]:
     passed, total = facts["tests_passed"], facts["tests_total"]
     lines = [f"Tests: {passed} of {total} asserts passed."]
     failed = facts["failed_tests"]
@@ -274,6 +399,16 @@ def _test_notes(facts: Mapping[str, Any]) -> list[str]:
             for f in failed
         )
     yes = {True: "yes", False: "no"}
+    if len(names) > 1:
+        per_helper = (
+            f"main calls {n}: {yes[facts[f'calls_{n}']]}, {n} result ignored: "
+            f"{yes[facts[f'ignores_{n}_result']]}, main defines its own {n}: "
+            f"{yes[facts[f'main_defines_{n}']]}"
+            for n in names
+        )
+        thin = yes[facts["thin_wrapper"]]
+        lines.append(f"Cooperation: thin wrapper around a helper: {thin}; " + "; ".join(per_helper))
+        return lines
     lines.append(
         f"Cooperation: main calls {AUX_NAME}: {yes[facts['calls_aux']]}; thin wrapper around "
         f"{AUX_NAME}: {yes[facts['thin_wrapper']]}; {AUX_NAME} result ignored: "

@@ -28,6 +28,15 @@ both inside, L2, L3 and the consistency part are split evenly and the coherence 
 ``detailed_1`` (it is measured on its summary). The shares sum to the team reward whenever both
 summaries are inside the band.
 
+## Teams of three
+``llm_marl.envs.tldr_v0.TLDR3Env(**kwargs)`` (not registered; same keyword arguments) adds a
+third writer, ``extended_2``, whose summary extends the detailed one: agents ``concise_0``,
+``detailed_1``, ``extended_2``. Its reward is the ``v0`` reward above on the pairs
+(concise, detailed) and (detailed, extended), averaged
+(``llm_marl.rewards.writing.score_writing_team``); individual shares are the pairs' shares
+summed per agent and halved, and sum to the team reward whenever all three summaries are inside
+the band. Later turns show each writer its teammates' answers, labelled by agent.
+
 ## Data
 Records in the schema of ``trl-lib/tldr`` (``prompt`` = ``SUBREDDIT: ... TITLE: ... POST: ...
 TL;DR:``, ``completion`` = reference summary), or any records with a ``post`` (or ``text``,
@@ -48,7 +57,7 @@ from llm_marl.envs.writing import WritingEnv, WritingTask
 from llm_marl.factories import aec_factories
 from llm_marl.rewards.writing import TLDR_V0
 
-__all__ = ["TLDREnv", "env", "parallel_env", "raw_env"]
+__all__ = ["TLDR3Env", "TLDREnv", "env", "parallel_env", "raw_env"]
 
 _REDDIT = re.compile(
     r"SUBREDDIT:\s*(?P<subreddit>.*?)\s*TITLE:\s*(?P<title>.*?)\s*POST:\s*(?P<post>.*?)\s*(?:TL;DR:\s*)?\Z",
@@ -60,7 +69,7 @@ class TLDREnv(WritingEnv):
     """Concise and detailed summaries of a Reddit post, scored together."""
 
     metadata: ClassVar[dict[str, Any]] = {**WritingEnv.metadata, "name": "tldr_v0"}
-    roles = ("concise", "detailed")
+    roles: ClassVar[tuple[str, ...]] = ("concise", "detailed")
     reward_spec = TLDR_V0
     bundled_data = "tldr"
     hub_dataset = "trl-lib/tldr"
@@ -69,13 +78,14 @@ class TLDREnv(WritingEnv):
         "You are one of two writers summarising the same Reddit post. One writes a concise "
         "summary; the other a detailed summary that complements it."
     )
-    instructions = (
+    instructions: ClassVar[tuple[str, ...]] = (
         "Your part: the concise summary. Write one or two plain sentences (8 to 60 words) with "
         "the post's key point. Do not add a title or any other text.",
         "Your part: the detailed summary. Write about two to three times as long as a concise "
         "one-sentence summary (at most 256 words), with richer vocabulary, and use transition "
         "words (for example, however, therefore) so that it reads smoothly.",
     )
+    reference_words: ClassVar[tuple[int, ...]] = (15, 40)
 
     def parse_record(self, record: Mapping[str, Any], index: int, split: str) -> WritingTask:
         """Read a ``trl-lib/tldr`` record, or one with a post/text/content column."""
@@ -91,6 +101,29 @@ class TLDREnv(WritingEnv):
         title = record.get("title")
         heading = title.strip() if isinstance(title, str) else ""
         return WritingTask(task_id, document.strip(), heading, reference)
+
+
+class TLDR3Env(TLDREnv):
+    """Three writers: concise, detailed and extended summaries of one post (a 3-agent team).
+
+    Not registered; build it as ``TLDR3Env(**kwargs)`` (the same keyword arguments as
+    :class:`TLDREnv`) or register it: ``llm_marl.register("tldr3_v0", TLDR3Env)``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {**WritingEnv.metadata, "name": "tldr3"}
+    roles = ("concise", "detailed", "extended")
+    task_intro = (
+        "You are one of three writers summarising the same Reddit post. One writes a concise "
+        "summary; the second a detailed summary that complements it; the third an extended "
+        "summary that complements the detailed one."
+    )
+    instructions = (
+        *TLDREnv.instructions,
+        "Your part: the extended summary. Write about two to three times as long as the "
+        "detailed summary (at most 256 words), with richer vocabulary still, and use transition "
+        "words (for example, however, therefore) so that it reads smoothly.",
+    )
+    reference_words = (15, 40, 100)
 
 
 parallel_env = TLDREnv

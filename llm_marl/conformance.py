@@ -2,6 +2,11 @@
 
 Run them on your own env too: ``check_env(lambda: MyEnv())``. Each check builds fresh envs from
 the factory it is given and raises ``AssertionError`` (or the env's own error) on a violation.
+
+Envs that supply reference answers (``env.reference_actions()``, a dict agent -> answer for the
+current task and turn that reaches every reward level; see
+:meth:`llm_marl.env_base.CollaborativeTextEnv.reference_actions`) are also rolled out with them,
+so that the determinism check compares every reward term; other envs get sampled actions.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ __all__ = [
     "check_determinism",
     "check_env",
     "check_parallel_api",
+    "check_reference_actions",
+    "has_reference_actions",
+    "reference_answer",
     "rollout",
 ]
 
@@ -102,6 +110,69 @@ def _default_answer(env: ParallelEnv, agent: str, step: int) -> str:
     )
 
 
+def reference_answer(env: ParallelEnv, agent: str, step: int) -> str:
+    """An :data:`AnswerFn`: the env's own reference answer for ``agent`` this turn.
+
+    Falls back to the sampled and plain answers of :func:`rollout` for an env without
+    ``reference_actions`` (or whose ``reference_actions`` raises ``NotImplementedError``).
+    """
+    method = getattr(env, "reference_actions", None)
+    if callable(method):
+        try:
+            references = method()
+        except NotImplementedError:
+            pass
+        else:
+            if not isinstance(references, dict) or not isinstance(references.get(agent), str):
+                raise AssertionError(
+                    f"reference_actions() must map every live agent to a str; got no str for "
+                    f"{agent!r} in {references!r}"
+                )
+            return references[agent]
+    return _default_answer(env, agent, step)
+
+
+def has_reference_actions(make_env: EnvFactory, seed: int = 0) -> bool:
+    """Whether a fresh env, just reset with ``seed``, gives reference answers."""
+    env = make_env()
+    method = getattr(env, "reference_actions", None)
+    if not callable(method):
+        return False
+    env.reset(seed=seed)
+    try:
+        method()
+    except NotImplementedError:
+        return False
+    return True
+
+
+def check_reference_actions(make_env: EnvFactory, seed: int = 7, episodes: int = 3) -> None:
+    """The env's reference answers cover every live agent and, where the env reports
+    ``infos[agent]["measures"]["stopped_at_level"]``, reach every reward level (it is 0)."""
+    env = make_env()
+    for agent in env.possible_agents:
+        env.action_space(agent).seed(0)
+    for episode in range(episodes):
+        env.reset(seed=seed if episode == 0 else None)
+        while env.agents:
+            references = env.reference_actions()  # type: ignore[attr-defined]
+            assert isinstance(references, dict) and set(references) == set(env.agents), (
+                f"reference_actions() must give one answer per live agent {env.agents}, got "
+                f"{sorted(references) if isinstance(references, dict) else references!r}"
+            )
+            for agent, text in references.items():
+                assert env.action_space(agent).contains(text), (
+                    f"the reference answer of {agent!r} is not in its action space"
+                )
+            infos = env.step(references)[-1]
+            for agent, info in infos.items():
+                stopped = info.get("measures", {}).get("stopped_at_level", 0)
+                assert stopped == 0, (
+                    f"the reference answer of {agent!r} stops the reward at level {stopped} "
+                    f"(task {info.get('task_id')!r})"
+                )
+
+
 def check_determinism(
     make_env: EnvFactory, seed: int = 7, episodes: int = 3, answer: AnswerFn | None = None
 ) -> None:
@@ -170,8 +241,12 @@ def _expect(error: type[Exception], named: str) -> Iterator[None]:
 
 
 def check_env(make_env: EnvFactory) -> None:
-    """All checks: PettingZoo parallel and AEC API tests, determinism, bad input."""
+    """All checks: PettingZoo parallel and AEC API tests, determinism, bad input; for an env
+    with reference answers also :func:`check_reference_actions` and determinism under them."""
     check_parallel_api(make_env)
     check_aec_api(make_env)
     check_determinism(make_env)
+    if has_reference_actions(make_env):
+        check_reference_actions(make_env)
+        check_determinism(make_env, answer=reference_answer)
     check_bad_input(make_env)

@@ -1,10 +1,13 @@
 """The base class of every collaborative text environment: turns, rewards, seeding, bad input.
 
-A subclass states its roles and supplies four hooks: ``parse_record`` (a data record to a task),
-``prompt`` (an agent's prompt for the next turn, given the episode so far), ``score`` (the
-joint action to an :class:`Outcome`) and ``solo_prompt`` (the prompt of the single-agent view).
-Everything else (the PettingZoo parallel API, reward modes, task sampling, train/test data,
-multi-turn episodes, validation of actions) lives here once, for the writing and coding envs.
+A subclass states its roles (two or more: a team of any size) and supplies four hooks:
+``parse_record`` (a data record to a task), ``prompt`` (an agent's prompt for the next turn,
+given the episode so far), ``score`` (the joint action to an :class:`Outcome`) and
+``solo_prompt`` (the prompt of the single-agent view). It may also supply reference answers
+(``reference_parts``), which :meth:`CollaborativeTextEnv.reference_actions` serves to the
+conformance checks (:mod:`llm_marl.conformance`). Everything else (the PettingZoo parallel
+API, reward modes, task sampling, train/test data, multi-turn episodes, validation of actions)
+lives here once, for the writing and coding envs.
 """
 
 from __future__ import annotations
@@ -97,6 +100,16 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
             max_prompt_chars: bound of the observation space.
             render_mode: ``"ansi"`` (``render()`` returns text), ``"human"`` (prints) or None.
         """
+        roles = getattr(type(self), "roles", None)
+        if (
+            not isinstance(roles, tuple)
+            or len(roles) < 2
+            or not all(isinstance(r, str) and r for r in roles)
+        ):
+            raise ValueError(
+                f"{type(self).__name__}.roles must be a tuple of two or more role names "
+                f"(for example ('concise', 'detailed')), got {roles!r}"
+            )
         check_int("num_turns", num_turns, 1)
         check_int("max_action_chars", max_action_chars, 1)
         check_int("max_prompt_chars", max_prompt_chars, 1)
@@ -183,6 +196,41 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
     @abstractmethod
     def score(self, task: TaskT, actions: Mapping[str, str]) -> Outcome:
         """Score the team's joint answer (one text per team agent)."""
+
+    def reference_parts(self, task: TaskT, turn: int) -> Sequence[str]:
+        """Reference answers of the team agents (role order) on ``task`` at turn ``turn``.
+
+        Override with answers that reach every reward level (``stopped_at_level`` 0); they
+        drive the conformance and determinism checks. The default has none.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no reference answers: override reference_parts(task, "
+            "turn) to return one answer per role; the conformance checks then sample actions"
+        )
+
+    def join_solo(self, parts: Sequence[str]) -> str:
+        """One single-agent answer holding ``parts`` (the inverse of :meth:`split_solo`)."""
+        return "\n".join(f"{part_marker(k + 1)}\n{part}" for k, part in enumerate(parts))
+
+    def reference_actions(self) -> dict[str, str]:
+        """Reference answers for the current task and turn, one per live agent.
+
+        They reach every level of the env's reward; the single-agent view gets the team's
+        parts joined by :meth:`join_solo`. Raises ``NotImplementedError`` for an env without
+        references (see :meth:`reference_parts`) and ``ValueError`` outside an episode.
+        """
+        task = self._current_task()
+        if not self.agents:
+            raise ValueError("the episode has ended: call reset() before reference_actions()")
+        parts = list(self.reference_parts(task, len(self._history)))
+        if len(parts) != len(self.team_agents):
+            raise ValueError(
+                f"reference_parts gave {len(parts)} answers for the {len(self.team_agents)} "
+                f"roles {self.roles} of {type(self).__name__}"
+            )
+        if self.single_agent:
+            return {self.possible_agents[0]: self.join_solo(parts)}
+        return dict(zip(self.team_agents, parts, strict=True))
 
     def split_solo(self, text: str) -> list[str]:
         """Split a single-agent answer into one part per role at its ``[PART k]`` lines.

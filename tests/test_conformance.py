@@ -1,8 +1,12 @@
-"""Every registered env passes PettingZoo's API tests, determinism and bad-input checks."""
+"""Every registered env passes PettingZoo's API tests, determinism and bad-input checks.
+
+Envs with reference answers (``env.reference_actions()``) are also rolled out with them; a newly
+registered env joins these tests without any edit here.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -12,10 +16,16 @@ from llm_marl.conformance import (
     check_aec_api,
     check_bad_input,
     check_determinism,
+    check_env,
     check_parallel_api,
+    check_reference_actions,
+    has_reference_actions,
+    reference_answer,
     rollout,
 )
-from llm_marl.envs.coding import CodingEnv
+from llm_marl.envs.coophumaneval_v0 import CoopHumanEvalEnv
+from llm_marl.envs.tldr_v0 import TLDR3Env, TLDREnv
+from llm_marl.registry import _REGISTRY
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -27,46 +37,8 @@ CASES = [(env_id, name) for env_id in llm_marl.list_envs() for name in VARIANTS]
 IDS = [f"{env_id}-{name}" for env_id, name in CASES]
 
 
-# Words per answer of each writing agent, chosen so that every reward level scores.
-GOOD_LENGTHS = {"tldr_v0": (15, 40), "arxiv_v0": (130, 185)}
-
-
 def factory(env_id: str, variant: str):
     return lambda: llm_marl.make(env_id, **VARIANTS[variant])
-
-
-def good_answer(env, agent: str, step: int) -> str:
-    """An answer that reaches every reward term of the env's reward v0."""
-    if isinstance(env, CodingEnv):
-        return good_coding_answer(env, agent, step)
-    return good_writing_answer(env, agent, step)
-
-
-def good_coding_answer(env, agent: str, step: int) -> str:
-    """The task's canonical aux and main; else its canonical solution as aux, main built on it."""
-    task = env.task
-    aux, main = task.canonical_aux, task.canonical_main
-    if aux is None or main is None:
-        aux = (task.prompt + task.canonical_solution).replace(
-            f"def {task.entry_point}(", "def aux("
-        )
-        main = (
-            f"def {task.entry_point}(*args):\n    result = aux(*args)\n    checked = result\n"
-            "    return checked\n"
-        )
-    if env.single_agent:
-        return f"```python\n{aux}\n\n{main}\n```"
-    return aux if agent.startswith("helper") else f"```python\n{main}```"
-
-
-def good_writing_answer(env, agent: str, step: int) -> str:
-    """Answers cut from the task's own document, sized to pass every level of reward v0."""
-    words = env.task.document.split() * 2
-    lengths = GOOD_LENGTHS[env.metadata["name"]]
-    parts = [" ".join(words[: lengths[0] - step]), "However, " + " ".join(words[: lengths[1]])]
-    if env.single_agent:
-        return f"[PART 1]\n{parts[0]}\n[PART 2]\n{parts[1]}"
-    return parts[env.team_agents.index(agent)]
 
 
 @pytest.mark.parametrize(("env_id", "variant"), CASES, ids=IDS)
@@ -85,13 +57,17 @@ def test_aec_api(env_id: str, variant: str) -> None:
 def test_seeded_multi_step_determinism(env_id: str, variant: str) -> None:
     """Same seed and actions give identical observations, rewards and infos over episodes."""
     check_determinism(factory(env_id, variant))
-    check_determinism(factory(env_id, variant), answer=good_answer)
+    check_determinism(factory(env_id, variant), answer=reference_answer)
 
 
 @pytest.mark.parametrize(("env_id", "variant"), CASES, ids=IDS)
-def test_determinism_answers_reach_every_reward_level(env_id: str, variant: str) -> None:
-    """The answers of the determinism test score on every level, so all terms are compared."""
-    trace = rollout(factory(env_id, variant)(), seed=7, episodes=3, answer=good_answer)
+def test_reference_answers_reach_every_reward_level(env_id: str, variant: str) -> None:
+    """The env's reference answers score on every level, so determinism compares all terms."""
+    make_env = factory(env_id, variant)
+    if not has_reference_actions(make_env):
+        pytest.skip(f"{env_id} has no reference answers; it is checked with sampled actions")
+    check_reference_actions(make_env)
+    trace = rollout(make_env(), seed=7, episodes=3, answer=reference_answer)
     infos = [info for kind, *outputs in trace if kind == "step" for info in outputs[-1].values()]
     assert infos and all(info["measures"]["stopped_at_level"] == 0 for info in infos)
     assert min(info["team_reward"] for info in infos) > 2.0
@@ -103,9 +79,106 @@ def test_bad_input_raises_and_leaves_env_unchanged(env_id: str, variant: str) ->
     check_bad_input(factory(env_id, variant))
 
 
-def test_every_builtin_env_is_covered() -> None:
-    """The parametrisation above really spans the writing and coding envs."""
-    assert {"tldr_v0", "arxiv_v0", "humaneval_v0", "coophumaneval_v0"} <= set(llm_marl.list_envs())
+BUILTINS = ("tldr_v0", "arxiv_v0", "humaneval_v0", "coophumaneval_v0")
+
+
+def test_every_builtin_env_is_covered_with_references() -> None:
+    """The parametrisation above really spans the writing and coding envs, with references."""
+    assert set(BUILTINS) <= set(llm_marl.list_envs())
+    for env_id in BUILTINS:
+        assert has_reference_actions(lambda env_id=env_id: llm_marl.make(env_id)), env_id
+
+
+@pytest.fixture
+def registered():
+    """Register envs for one test (``registered(env_id, factory)``), removed afterwards."""
+    added: list[str] = []
+
+    def add(env_id: str, entry_point) -> None:
+        llm_marl.register(env_id, entry_point)
+        added.append(env_id)
+
+    yield add
+    for env_id in added:
+        del _REGISTRY.specs[env_id]
+
+
+class _ThreeCoders(CoopHumanEvalEnv):
+    """Two helpers (``aux_0``, ``aux_1``) and main: a 3-agent coding team."""
+
+    roles = ("helper", "helper", "main")
+
+
+@pytest.mark.parametrize(
+    ("env_id", "cls", "agents"),
+    [
+        ("tldr3_test_v0", TLDR3Env, ["concise_0", "detailed_1", "extended_2"]),
+        ("coophumaneval3_test_v0", _ThreeCoders, ["helper_0", "helper_1", "main_2"]),
+    ],
+)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_three_agent_envs_pass_check_env(registered, env_id, cls, agents, variant) -> None:
+    """Teams of three pass every conformance check, references included, in every variant."""
+    registered(env_id, cls)
+    make_env = factory(env_id, variant)
+    expected = [f"{cls.solo_role}_0"] if VARIANTS[variant].get("single_agent") else agents
+    assert make_env().possible_agents == expected
+    assert has_reference_actions(make_env)
+    check_env(make_env)
+
+
+class _CountingTLDR(TLDREnv):
+    """A user's env with its own references, counting how often they are asked for."""
+
+    calls: ClassVar[list[int]] = []
+
+    def reference_parts(self, task, turn):
+        self.calls.append(turn)
+        return ["A plain first answer of a handful of words.", "However, " + task.document]
+
+
+class _NoReferenceTLDR(TLDREnv):
+    """A user's env without reference answers."""
+
+    def reference_parts(self, task, turn):
+        return llm_marl.CollaborativeTextEnv.reference_parts(self, task, turn)
+
+
+def test_a_newly_registered_env_is_checked_with_its_own_references(registered) -> None:
+    """A new id joins the checks and its reference_actions() drive the rollouts."""
+    registered("counting_test_v0", _CountingTLDR)
+    assert "counting_test_v0" in llm_marl.list_envs()
+    make_env = factory("counting_test_v0", "three_turns")
+    _CountingTLDR.calls.clear()
+    trace = rollout(make_env(), seed=7, episodes=2, answer=reference_answer)
+    assert _CountingTLDR.calls and set(_CountingTLDR.calls) == {0, 1, 2}
+    env = make_env()
+    env.reset(seed=7)
+    assert trace[1][1] == env.reference_actions()
+    check_determinism(make_env, answer=reference_answer)
+
+
+def test_envs_without_references_fall_back_to_sampled_actions(registered) -> None:
+    """reference_actions raises NotImplementedError; the checks then use the plain answers."""
+    registered("noref_test_v0", _NoReferenceTLDR)
+    env = llm_marl.make("noref_test_v0")
+    env.reset(seed=0)
+    with pytest.raises(NotImplementedError, match="_NoReferenceTLDR has no reference answers"):
+        env.reference_actions()
+    assert not has_reference_actions(lambda: llm_marl.make("noref_test_v0"))
+    assert reference_answer(env, "concise_0", 1).startswith("concise_0 in round 1")
+    check_env(lambda: llm_marl.make("noref_test_v0"))
+
+
+def test_reference_check_catches_answers_that_stop_the_reward() -> None:
+    """check_reference_actions is not vacuous: empty answers stop the reward at level 1."""
+
+    class Empty(TLDREnv):
+        def reference_parts(self, task, turn):
+            return ["", ""]
+
+    with pytest.raises(AssertionError, match="stops the reward at level 1"):
+        check_reference_actions(Empty)
 
 
 class _UnseededTLDR(llm_marl.envs.tldr_v0.TLDREnv):
