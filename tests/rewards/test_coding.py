@@ -11,7 +11,13 @@ from llm_marl.rewards.code_analysis import (
     prompt_context,
     split_program,
 )
-from llm_marl.rewards.coding import CODING_V0, CodingProblem, score_coding
+from llm_marl.rewards.coding import (
+    CODING_V0,
+    CodingProblem,
+    helper_names,
+    score_coding,
+    score_coding_team,
+)
 from llm_marl.sandbox import split_check
 
 TEST_CODE = """
@@ -280,3 +286,57 @@ def test_split_program_separates_aux_from_the_rest() -> None:
         "def aux(x):\n    return x",
         "def f(x) broken",
     )
+
+
+# ----------------------------------------------------------------- teams with more helpers
+AUX_0 = "def aux_0(x):\n    return x * x\n"
+AUX_1 = "def aux_1(values):\n    return sum(values)\n"
+MAIN_2 = "def sum_squares(xs):\n    squares = [aux_0(x) for x in xs]\n    return aux_1(squares)\n"
+
+
+def test_one_helper_team_score_is_exactly_score_coding() -> None:
+    """score_coding_team with one helper is score_coding: terms, measures and shares."""
+    for aux, main in ((AUX, MAIN), (AUX_ALL, "def sum_squares(xs):\n    return aux(xs)\n")):
+        pair, team = score(aux, main), score_coding_team(PROBLEM, [aux], main)
+        assert team.terms() == pair.terms() and team.individual == pair.individual
+        assert team.measures() == pair.measures()
+    assert helper_names(1) == ("aux",) and helper_names(3) == ("aux_0", "aux_1", "aux_2")
+
+
+def test_two_helpers_full_cooperation_scores_the_maximum() -> None:
+    """Both helpers defined and used: 4.0, with per-helper facts in the measures."""
+    result = score_coding_team(PROBLEM, [AUX_0, AUX_1], MAIN_2)
+    assert result.total == pytest.approx(4.0) and result.stopped_at == 0
+    measures = result.measures()
+    assert measures["aux_0_defined"] and measures["aux_1_returns"]
+    assert measures["calls_aux_0"] and measures["calls_aux_1"] and not measures["thin_wrapper"]
+    assert "aux_defined" not in measures
+    shares = result.individual
+    # (tests 1 + cooperation 1.5) / 3 each, helpers 0.2 structure each, main 0.6 + 0.5.
+    assert shares == pytest.approx((0.2 + 2.5 / 3, 0.2 + 2.5 / 3, 1.1 + 2.5 / 3))
+    assert sum(shares) == pytest.approx(result.total)
+
+
+def test_a_helper_main_ignores_costs_its_share_of_the_cooperation_points() -> None:
+    """Main calls aux_0 only: half of call and nontrivial; a missing aux_1 halves structure."""
+    main = MAIN.replace("aux(", "aux_0(")
+    result = score_coding_team(PROBLEM, [AUX_0, "def other(x):\n    return x\n"], main)
+    assert result.structure_aux == pytest.approx(0.2)
+    assert result.cooperation_call == pytest.approx(0.25)
+    assert result.cooperation_nontrivial == pytest.approx(0.5)
+    assert result.total == pytest.approx(0.2 + 0.6 + 0.5 + 1.0 + 0.75)
+    assert result.measures()["aux_1_defined"] is False
+
+
+def test_syntax_errors_name_the_helper_at_fault() -> None:
+    """A broken aux_1 is reported as 'aux_1 code'."""
+    result = score_coding_team(PROBLEM, [AUX_0, "def aux_1(:\n"], MAIN_2)
+    assert result.stopped_at == 2 and result.syntax_error.startswith("aux_1 code line 1")
+
+
+def test_team_score_needs_a_sequence_of_helpers() -> None:
+    """A bare string or no helper is refused, with the value named."""
+    with pytest.raises(ValueError, match="got 'def aux"):
+        score_coding_team(PROBLEM, AUX, MAIN)
+    with pytest.raises(ValueError, match=r"got \[\]"):
+        score_coding_team(PROBLEM, [], MAIN)

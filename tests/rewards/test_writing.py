@@ -21,7 +21,13 @@ from string import ascii_lowercase
 import pytest
 
 from llm_marl.rewards.lexicon import STOPWORDS, TRANSITIONS
-from llm_marl.rewards.writing import ARXIV_V0, TLDR_V0, WritingRewardSpec, score_writing
+from llm_marl.rewards.writing import (
+    ARXIV_V0,
+    TLDR_V0,
+    WritingRewardSpec,
+    score_writing,
+    score_writing_team,
+)
 
 SPECS = [pytest.param(TLDR_V0, id="tldr"), pytest.param(ARXIV_V0, id="arxiv")]
 
@@ -614,3 +620,75 @@ def test_terms_and_groups_sum_to_the_total(spec: WritingRewardSpec, pair: tuple[
     )
     assert terms["total"] == pytest.approx(score.total)
     assert 0.0 <= score.total <= 3.0
+
+
+# ----------------------------------------------------------------- teams of n writers
+TEAM_ANSWERS = (
+    "The author asks whether to move to a new city for a better paid job offer.",
+    "The author, who has lived in the same town for ten years, received an offer that pays "
+    "far more; however, moving means leaving friends behind. Therefore they ask for advice.",
+    "The author, who has lived in the same small town for ten years and knows everyone there, "
+    "received a job offer from a company in a distant city that pays far more than the current "
+    "position; however, moving means leaving close friends, a familiar routine and an ageing "
+    "parent behind. Therefore they weigh career growth against family duty, list what they "
+    "tried, and ask readers for advice on how others handled similar relocations.",
+)
+
+
+@pytest.mark.parametrize("spec", [TLDR_V0, ARXIV_V0])
+def test_two_writer_team_score_is_exactly_the_pair_score(spec) -> None:
+    """For n = 2 the team reward, terms, measures and shares are the pair's, bit for bit."""
+    for a, b in ((TEAM_ANSWERS[0], TEAM_ANSWERS[1]), (TEAM_ANSWERS[1], TEAM_ANSWERS[0])):
+        pair, team = score_writing(spec, a, b), score_writing_team(spec, [a, b])
+        assert team.total == pair.total
+        assert team.terms() == pair.terms()
+        assert team.measures() == pair.measures()
+        assert team.individual == pair.individual
+        assert team.stopped_at == pair.stopped_at
+
+
+def test_three_writer_score_is_the_mean_over_consecutive_pairs() -> None:
+    """n = 3: hand-computed from the two pair scores (a0, a1) and (a1, a2)."""
+    a0, a1, a2 = TEAM_ANSWERS
+    p01, p12 = score_writing(TLDR_V0, a0, a1), score_writing(TLDR_V0, a1, a2)
+    team = score_writing_team(TLDR_V0, [a0, a1, a2])
+    assert p01.stopped_at == p12.stopped_at == 0
+    assert team.total == pytest.approx((p01.total + p12.total) / 2)
+    assert team.terms()["level2_length_ratio"] == pytest.approx(
+        (p01.level2_length_ratio + p12.level2_length_ratio) / 2
+    )
+    assert team.individual == pytest.approx(
+        (
+            p01.individual[0] / 2,
+            (p01.individual[1] + p12.individual[0]) / 2,
+            p12.individual[1] / 2,
+        )
+    )
+    assert sum(team.individual) == pytest.approx(team.total)  # every answer inside the band
+    measures = team.measures()
+    assert [measures[f"words_{k}"] for k in range(3)] == [len(a.split()) for a in TEAM_ANSWERS]
+    assert measures["length_ratio_1"] == p12.length_ratio and measures["stopped_at_level"] == 0
+
+
+def test_three_writer_hand_computed_gating() -> None:
+    """An empty last answer stops pair (a1, a2) at level 1: the team gets half of pair (a0, a1).
+
+    Shares: agent 2 has nothing; pair (a1, a2) gives agent 1 its own 0.25 band points.
+    """
+    a0, a1, _ = TEAM_ANSWERS
+    p01 = score_writing(TLDR_V0, a0, a1)
+    team = score_writing_team(TLDR_V0, [a0, a1, ""])
+    assert team.total == pytest.approx(p01.total / 2)
+    assert team.stopped_at == 1 and team.measures()["stopped_at_level_1"] == 1
+    assert team.individual[2] == 0.0
+    assert team.individual[1] == pytest.approx((p01.individual[1] + 0.25) / 2)
+    all_empty = score_writing_team(TLDR_V0, ["", "", ""])
+    assert all_empty.total == 0.0 and all_empty.individual == (0.0, 0.0, 0.0)
+
+
+def test_team_score_needs_two_answers() -> None:
+    """One answer, or a bare string, is refused with the value named."""
+    with pytest.raises(ValueError, match=r"at least two answers, got \['only'\]"):
+        score_writing_team(TLDR_V0, ["only"])
+    with pytest.raises(ValueError, match="at least two answers, got 'ab'"):
+        score_writing_team(TLDR_V0, "ab")
