@@ -258,3 +258,34 @@ def test_aec_episode_plays_to_the_end_and_envs_pickle(env_id: str) -> None:
     clone = pickle.loads(pickle.dumps(env))
     actions = {"helper_0": "def aux(x):\n    return x\n", "main_1": "not code"}
     assert clone.step(actions) == env.step(actions)
+
+
+class _ThreeCoders(llm_marl.envs.coding.CodingEnv):
+    """Two helpers and main on the bundled CoopHumanEval sample."""
+
+    roles = ("helper", "helper", "main")
+    bundled_data = "coophumaneval"
+
+
+def test_three_coders_write_aux_0_aux_1_and_main() -> None:
+    """Helper k is asked for aux_k, main for the entry point; later turns show teammates' code."""
+    env = _ThreeCoders(num_turns=2)
+    observations, _ = env.reset(seed=0)
+    assert env.helper_names == ("aux_0", "aux_1")
+    assert "write a Python function `aux_1`" in observations["helper_1"]["text"]
+    assert "Your teammates' `aux_0`, `aux_1` are defined" in observations["main_2"]["text"]
+    observations, _, _, _, infos = env.step(env.reference_actions())
+    assert infos["main_2"]["team_reward"] == pytest.approx(4.0)
+    text = observations["helper_0"]["text"]
+    assert "Your teammates' code:\n[helper_1]\n```python\ndef aux_1(value):" in text
+    assert "[main_2]\n```python\n" in text and "`aux_1`: defined, returns a value." in text
+
+
+def test_two_agent_coding_prompt_is_unchanged() -> None:
+    """The two-agent team intro and labels are today's texts."""
+    env = llm_marl.make("coophumaneval_v0", num_turns=2)
+    env.reset(seed=0)
+    observations, *_ = env.step(env.reference_actions())
+    text = observations["main_1"]["text"]
+    assert text.startswith(CodingEnv.task_intro)
+    assert "\n\nYour teammate's code:\n```python\n" in text and "[helper_0]" not in text

@@ -73,3 +73,43 @@ def test_factories_and_envs_pickle(env_id: str) -> None:
     clone = pickle.loads(pickle.dumps(env))
     actions = dict(zip(env.possible_agents, (SHORT, LONG), strict=True))
     assert clone.step(actions) == env.step(actions)
+
+
+def test_three_writers_see_their_teammates_answers_and_score_by_pairs() -> None:
+    """TLDR3Env: later prompts label every other writer's answer; reward = score_writing_team."""
+    from llm_marl.envs.tldr_v0 import TLDR3Env
+    from llm_marl.rewards.writing import score_writing_team
+
+    env = TLDR3Env(num_turns=2, reward_mode="individual")
+    env.reset(seed=0)
+    answers = {"concise_0": SHORT, "detailed_1": LONG, "extended_2": LONG + " " + LONG}
+    observations, rewards, *_, infos = env.step(answers)
+    expected = score_writing_team(TLDR_V0, list(answers.values()))
+    assert infos["concise_0"]["team_reward"] == expected.total
+    assert list(rewards.values()) == list(expected.individual)
+    text = observations["detailed_1"]["text"]
+    assert "Your teammates' answers:\n[concise_0]\n" + SHORT in text
+    assert "[extended_2]\n" + answers["extended_2"] in text
+    assert "Your answer:\n" + LONG in text and "[detailed_1]" not in text
+    solo = TLDR3Env(single_agent=True).reset(seed=0)[0]["writer_0"]["text"]
+    assert "Write all 3 parts." in solo and "[PART 3]" in solo
+
+
+def test_writing_roles_and_instructions_must_match() -> None:
+    """A subclass whose per-role tuples do not match its roles fails at construction."""
+    from llm_marl.envs.tldr_v0 import TLDREnv
+
+    class OneRole(TLDREnv):
+        roles = ("concise",)
+        instructions = ("Summarise.",)
+        reference_words = (15,)
+
+    class Mismatch(TLDREnv):
+        roles = ("concise", "detailed", "extended")
+
+    with pytest.raises(
+        ValueError, match=r"OneRole.roles must be a tuple of two or more .*\('concise',\)"
+    ):
+        OneRole()
+    with pytest.raises(ValueError, match=r"Mismatch\.instructions must be a tuple with one entry"):
+        Mismatch()
