@@ -1,9 +1,28 @@
-"""Baselines: MAGRPO, independent GRPO and single-agent GRPO on llm-marl's PettingZoo envs.
+"""Baselines: MAGRPO and its family, independent and single-agent GRPO, and actor-critics.
 
 ``MAGRPOTrainer(MAGRPOConfig(env="tldr_v0", model="embedded")).train()`` trains one LoRA adapter
 per agent and writes ``runs/<name>/`` (``metrics.jsonl``, ``reward.png``, ``config.yaml``,
-``checkpoints/``). ``llm-marl train --algo magrpo ...`` is the same from the command line. The
-configs import no torch; the trainers (loaded on first use) do.
+``checkpoints/``). ``llm-marl train --algo magrpo ...`` is the same from the command line;
+``llm-marl algos`` lists every registered algorithm. The configs and the registry import no
+torch; the trainers (loaded on first use) do.
+
+One training step, module by module (:meth:`Trainer.train_step`):
+
+1. ``tasks.py`` picks the task of each position of the run (seeded, resumable);
+2. ``rollout.py`` grows one scored tree per task: every agent samples G answers
+   (``llm_marl.models`` batches all agents in one ``generate`` call per turn), joint actions
+   step copies of the env, chosen ones branch into the next turn;
+3. ``credit.py`` (the estimator) turns each whole tree into groups with advantages:
+   ``returns.py`` backs up discounted returns from the team or own reward, ``advantages.py``
+   holds the group baselines, ``actor_critic.py`` and ``critic.py`` the learned critics;
+4. ``update.py`` backpropagates ``losses.py``'s policy-gradient loss task by task, then every
+   optimiser clips and steps;
+5. ``metrics.py`` and ``run_log.py`` log the step; ``checkpoint.py`` saves it;
+   ``evaluation.py`` scores greedy answers on the test split.
+
+An algorithm is a config class (``config.py``) and a thin trainer subclass overriding only
+these stages' hooks, registered in ``registry.py`` (or through the ``llm_marl.algorithms``
+entry-point group): see ``docs/algorithms.md``.
 """
 
 from __future__ import annotations
@@ -11,41 +30,69 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from llm_marl.baselines.config import GRPOConfig, IGRPOConfig, MAGRPOConfig, TrainConfig
+from llm_marl.baselines.config import (
+    ActorCriticConfig,
+    GRPOConfig,
+    IACConfig,
+    IGRPOConfig,
+    MAACConfig,
+    MAGRPOConfig,
+    MAREINFORCEConfig,
+    MAReMaxConfig,
+    MARLOOConfig,
+    TrainConfig,
+)
+from llm_marl.baselines.registry import (
+    AlgorithmSpec,
+    algorithm,
+    list_algorithms,
+    register_algorithm,
+)
 
 __all__ = [
-    "ALGORITHMS",
+    "ActorCriticConfig",
+    "AlgorithmSpec",
     "GRPOConfig",
     "GRPOTrainer",
+    "IACConfig",
+    "IACTrainer",
     "IGRPOConfig",
     "IGRPOTrainer",
+    "MAACConfig",
+    "MAACTrainer",
     "MAGRPOConfig",
     "MAGRPOTrainer",
+    "MAREINFORCEConfig",
+    "MAREINFORCETrainer",
+    "MARLOOConfig",
+    "MARLOOTrainer",
+    "MAReMaxConfig",
+    "MAReMaxTrainer",
     "TrainConfig",
     "Trainer",
+    "algorithm",
+    "list_algorithms",
+    "register_algorithm",
     "trainer_class",
 ]
 
-#: Algorithm name -> (config class, "module:trainer class").
-ALGORITHMS: dict[str, tuple[type[TrainConfig], str]] = {
-    "magrpo": (MAGRPOConfig, "llm_marl.baselines.magrpo:MAGRPOTrainer"),
-    "igrpo": (IGRPOConfig, "llm_marl.baselines.igrpo:IGRPOTrainer"),
-    "grpo": (GRPOConfig, "llm_marl.baselines.grpo:GRPOTrainer"),
-}
+#: Trainer classes importable from this package without importing torch up front.
 _LAZY = {
+    "Trainer": "llm_marl.baselines.trainer",
     "MAGRPOTrainer": "llm_marl.baselines.magrpo",
+    "MAREINFORCETrainer": "llm_marl.baselines.mareinforce",
+    "MARLOOTrainer": "llm_marl.baselines.marloo",
+    "MAReMaxTrainer": "llm_marl.baselines.maremax",
     "IGRPOTrainer": "llm_marl.baselines.igrpo",
     "GRPOTrainer": "llm_marl.baselines.grpo",
-    "Trainer": "llm_marl.baselines.trainer",
+    "IACTrainer": "llm_marl.baselines.iac",
+    "MAACTrainer": "llm_marl.baselines.maac",
 }
 
 
 def trainer_class(algo: str) -> Any:
-    """The trainer class of ``algo`` (imports torch)."""
-    if algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algo!r}; choose one of {sorted(ALGORITHMS)}")
-    module, name = ALGORITHMS[algo][1].split(":")
-    return getattr(importlib.import_module(module), name)
+    """The trainer class of registered algorithm ``algo`` (imports torch)."""
+    return algorithm(algo).trainer_class()
 
 
 def __getattr__(name: str) -> Any:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["ADVANTAGES", "group_advantages"]
+__all__ = ["ADVANTAGES", "group_advantages", "scale_by_group_std"]
 
 #: A standard deviation below this counts as zero (every return equal): no scaling then.
 STD_FLOOR = 1e-6
@@ -65,8 +65,11 @@ def group_advantages(
             f"returns must be a non-empty (G,) tensor, got shape {tuple(returns.shape)}"
         )
     advantages = ADVANTAGES[mode](returns.to(torch.float32))
-    if scale_by_std:
-        std = returns.to(torch.float32).std(unbiased=False)
-        if std > STD_FLOOR:
-            advantages = advantages / std
-    return advantages
+    return scale_by_group_std(advantages, returns) if scale_by_std else advantages
+
+
+def scale_by_group_std(advantages: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """``advantages`` divided by the population std of ``returns``, unless every return is
+    equal (std below ``STD_FLOOR``): dividing by ~0 would blow a group with no signal up."""
+    std = returns.to(torch.float32).std(unbiased=False)
+    return advantages / std if std > STD_FLOOR else advantages

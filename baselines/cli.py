@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_marl.baselines import ALGORITHMS, trainer_class
 from llm_marl.baselines.config import TrainConfig
+from llm_marl.baselines.registry import algorithm, list_algorithms
 from llm_marl.baselines.run_config import saved_settings
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "config_from_args",
     "field_docs",
     "read_config_file",
+    "resolve_train_args",
     "train_main",
 ]
 
@@ -83,12 +84,15 @@ def _json_object(text: str) -> dict[str, Any]:
 
 def build_train_parser(config_class: type[TrainConfig]) -> argparse.ArgumentParser:
     """The ``llm-marl train`` parser with one option per field of ``config_class``."""
+    spec = algorithm(config_class.algo) if config_class.algo in list_algorithms() else None
+    summary = f" {config_class.algo}: {spec.summary}" if spec else ""
     parser = argparse.ArgumentParser(
         prog="llm-marl train",
-        description="Train a team of LLM agents on an llm-marl env (MAGRPO, IGRPO or GRPO).",
+        description=f"Train a team of LLM agents on an llm-marl env.{summary}",
+        epilog="llm-marl algos lists every algorithm; --algo NAME --help shows its options.",
         argument_default=argparse.SUPPRESS,
     )
-    parser.add_argument("--algo", choices=sorted(ALGORITHMS), help=f"default {DEFAULT_ALGO}")
+    parser.add_argument("--algo", choices=list_algorithms(), metavar="ALGO", help=_algo_help())
     parser.add_argument("--config", metavar="YAML", help="read settings from a YAML file")
     docs, hints = field_docs(config_class), typing.get_type_hints(config_class)
     for item in dataclasses.fields(config_class):
@@ -101,6 +105,10 @@ def build_train_parser(config_class: type[TrainConfig]) -> argparse.ArgumentPars
             parse, metavar = _converter(hints[item.name])
             parser.add_argument(flag, type=parse, metavar=metavar, help=help_text)
     return parser
+
+
+def _algo_help() -> str:
+    return f"the algorithm, one of {', '.join(list_algorithms())} (default {DEFAULT_ALGO})"
 
 
 def _default(item: dataclasses.Field[Any]) -> Any:
@@ -122,18 +130,26 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 def config_from_args(argv: Sequence[str]) -> tuple[str, TrainConfig]:
     """The algorithm and its config from command-line arguments (and a ``--config`` file)."""
+    algo, config, _ = resolve_train_args(argv)
+    return algo, config
+
+
+def resolve_train_args(
+    argv: Sequence[str],
+) -> tuple[str, TrainConfig, dict[str, Any] | None]:
+    """The algorithm, its config and, when resuming, the saved run's settings (read once)."""
     first = argparse.ArgumentParser(prog="llm-marl train", add_help=False)
-    first.add_argument("--algo", choices=sorted(ALGORITHMS))
+    first.add_argument("--algo", choices=list_algorithms(), metavar="ALGO", help=_algo_help())
     first.add_argument("--config")
     known, _ = first.parse_known_args(argv)
     from_file = read_config_file(known.config) if known.config else {}
     algo = known.algo or from_file.pop("algo", DEFAULT_ALGO)
     from_file.pop("algo", None)
-    if algo not in ALGORITHMS:
+    if algo not in list_algorithms():
         raise ValueError(
-            f"unknown algo {algo!r} in {known.config}; choose from {sorted(ALGORITHMS)}"
+            f"unknown algo {algo!r} in {known.config}; choose from {list_algorithms()}"
         )
-    config_class = ALGORITHMS[algo][0]
+    config_class = algorithm(algo).config_class
     parser = build_train_parser(config_class)
     given = vars(parser.parse_args(argv))
     given.pop("algo", None)
@@ -147,13 +163,14 @@ def config_from_args(argv: Sequence[str]) -> tuple[str, TrainConfig]:
     hints = typing.get_type_hints(config_class)
     values = {k: _from_text(k, v, hints[k], known.config) for k, v in from_file.items()}
     values.update(given)
+    saved = None
     if values.get("resume"):
         provisional = config_class(**values)
         saved = saved_settings(Path(provisional.output_dir) / provisional.name, algo)
         file_values = {k: v for k, v in values.items() if k not in given}
         # The saved run beats the file; only options typed now beat the saved run.
         values = {**file_values, **{k: v for k, v in saved.items() if k in names}, **given}
-    return algo, config_class(**values)
+    return algo, config_class(**values), saved
 
 
 def _from_text(name: str, value: Any, kind: Any, source: str) -> Any:
@@ -171,8 +188,8 @@ def train_main(argv: Sequence[str]) -> int:
     import yaml
 
     try:
-        algo, config = config_from_args(argv)
-        trainer = trainer_class(algo)(config)
+        algo, config, saved = resolve_train_args(argv)
+        trainer = algorithm(algo).trainer_class()(config, saved=saved)
     except (ValueError, TypeError, OSError, KeyError, yaml.YAMLError) as error:
         print(f"llm-marl train: error: {error}", file=sys.stderr)
         return 2

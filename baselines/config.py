@@ -14,18 +14,30 @@ from llm_marl.checks import check_int
 
 __all__ = [
     "ADVANTAGE_MODES",
+    "CRITIC_TYPES",
     "JOINT_MODES",
     "LOSS_AGGREGATIONS",
     "RESUMABLE_CHANGES",
+    "REWARD_SOURCES",
+    "ActorCriticConfig",
     "GRPOConfig",
+    "IACConfig",
     "IGRPOConfig",
+    "MAACConfig",
     "MAGRPOConfig",
+    "MAREINFORCEConfig",
+    "MARLOOConfig",
+    "MAReMaxConfig",
     "TrainConfig",
 ]
 
+# Torch-free name lists; tests/baselines/test_registry.py ties each to its implementation
+# (advantages.ADVANTAGES, losses.AGGREGATIONS, rollout.joint_picks, returns, the critics).
 ADVANTAGE_MODES: tuple[str, ...] = ("mean", "rloo", "max", "raw")
 LOSS_AGGREGATIONS: tuple[str, ...] = ("sequence_sum", "token_mean")
 JOINT_MODES: tuple[str, ...] = ("aligned", "cross")
+REWARD_SOURCES: tuple[str, ...] = ("team", "own")
+CRITIC_TYPES: tuple[str, ...] = ("v", "q")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -203,6 +215,41 @@ class MAGRPOConfig(TrainConfig):
 
 
 @dataclass
+class MAREINFORCEConfig(MAGRPOConfig):
+    """MA-REINFORCE: MAGRPO without a baseline (the raw team return is the advantage)."""
+
+    algo: ClassVar[str] = "mareinforce"
+
+    advantage: str = "raw"
+    """Group baseline: ``raw`` (none) for MA-REINFORCE; ``mean``, ``rloo``, ``max`` allowed."""
+
+
+@dataclass
+class MARLOOConfig(MAGRPOConfig):
+    """MARLOO: MAGRPO with the leave-one-out baseline (each sample against the other G-1)."""
+
+    algo: ClassVar[str] = "marloo"
+
+    advantage: str = "rloo"
+    """Group baseline: ``rloo`` (leave one out) for MARLOO; ``mean``, ``max``, ``raw`` allowed."""
+
+
+@dataclass
+class MAReMaxConfig(MAGRPOConfig):
+    """MAReMax: the baseline is the team return of the joint greedy answer at the same node."""
+
+    algo: ClassVar[str] = "maremax"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.advantage != "mean":
+            raise ValueError(
+                f"maremax's baseline is the greedy answer's return, so advantage="
+                f"{self.advantage!r} has no effect: leave it at 'mean' or use magrpo"
+            )
+
+
+@dataclass
 class IGRPOConfig(TrainConfig):
     """Independent GRPO: each agent learns from its own individual reward and own baseline."""
 
@@ -214,6 +261,75 @@ class GRPOConfig(TrainConfig):
     """Single-agent GRPO: one model writes every part in one response (the env's solo view)."""
 
     algo: ClassVar[str] = "grpo"
+
+
+@dataclass
+class ActorCriticConfig(TrainConfig):
+    """Settings of the actor-critic trainers: the policy as in MAGRPO, plus a learned critic."""
+
+    algo: ClassVar[str] = "actor_critic"
+
+    critic_type: str = "v"
+    """``v``: the critic values the prompts; ``q`` (MAAC only): it also reads the joint answer."""
+    critic_model: str | None = None
+    """Model of the critic; none: a LoRA adapter and value head on the team's shared base
+    (one base model in memory), or a copy of ``model`` when the team has no shared base."""
+    critic_learning_rate: float = 1e-4
+    """AdamW learning rate of the critic (its adapter and value head)."""
+    value_loss_weight: float = 1.0
+    """Weight of the critic's squared error in its loss."""
+    gae_lambda: float = 0.95
+    """GAE / TD(lambda) mixing over the turns of a multi-turn tree (1: Monte Carlo returns)."""
+    critic_max_tokens: int = 1024
+    """Longest critic input in tokens (each agent's part keeps its end)."""
+    reward: str = "team"
+    """Reward the returns are built from: ``team`` or ``own`` (each agent's env reward)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_choice("critic_type", self.critic_type, CRITIC_TYPES)
+        _check_choice("reward", self.reward, REWARD_SOURCES)
+        check_int("critic_max_tokens", self.critic_max_tokens, 8)
+        if not self.critic_learning_rate > 0:
+            raise ValueError(f"critic_learning_rate must be > 0, got {self.critic_learning_rate!r}")
+        if not self.value_loss_weight > 0:
+            raise ValueError(f"value_loss_weight must be > 0, got {self.value_loss_weight!r}")
+        if not 0 <= self.gae_lambda <= 1:
+            raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda!r}")
+        if self.advantage != "mean":
+            raise ValueError(
+                f"an actor-critic's baseline is its critic, so advantage={self.advantage!r} has "
+                "no effect: leave it at 'mean'"
+            )
+
+
+@dataclass
+class IACConfig(ActorCriticConfig):
+    """IAC: independent actor-critic, one critic per agent valuing its own prompt."""
+
+    algo: ClassVar[str] = "iac"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.critic_type != "v":
+            raise ValueError(
+                "iac's critics see only their own agent's prompt: critic_type must be 'v' "
+                f"(got {self.critic_type!r}); use maac for a Q critic"
+            )
+
+
+@dataclass
+class MAACConfig(ActorCriticConfig):
+    """MAAC: one centralised critic over every agent's prompt (and joint answer, for Q)."""
+
+    algo: ClassVar[str] = "maac"
+
+    joint_mode: str = "aligned"
+    """``aligned`` pairs sample g of every agent (G joint actions); ``cross`` scores all G^n."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_choice("joint_mode", self.joint_mode, JOINT_MODES)
 
 
 #: Settings a resumed run may change; any other difference from the saved run is refused.

@@ -19,7 +19,7 @@ class IGRPOTrainer(Trainer):
     """GRPO per agent on the env's individual rewards."""
 
     config_class: ClassVar[type[TrainConfig]] = IGRPOConfig
-    uses_team_reward: ClassVar[bool] = False
+    reward_source: ClassVar[str] = "own"
 
     def env_options(self) -> dict[str, Any]:
         """The individual reward of each agent."""

@@ -2,7 +2,7 @@
 
 - ``team_reward_mean`` / ``team_reward_std``: the first turn's joint actions (the tree roots,
   which pruning never selects); ``team_reward/turn{t}_mean`` for every turn;
-- ``reward/{agent}/turn{t}_mean`` and ``_std``: the reward each agent's returns are built from;
+- ``reward/{agent}/turn{t}_mean`` and ``_std``: each agent's own env reward;
 - ``terms/{name}``: each reward term's mean; ``equal_reward_groups``: the fraction of groups
   whose returns are all equal (they teach nothing); ``advantage/...``;
 - ``kl`` (with a KL term), ``clip_fraction`` (with clipping), ``completion_tokens/{agent}``,
@@ -17,8 +17,9 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from llm_marl.baselines.credit import Group
 from llm_marl.baselines.rollout import Joint, Node
-from llm_marl.baselines.update import Group, LossStats
+from llm_marl.baselines.update import LossStats
 
 __all__ = ["group_metrics", "reward_metrics"]
 
@@ -72,6 +73,7 @@ def group_metrics(
         "advantage/max": float(advantages.max()),
         "advantage/abs_mean": float(advantages.abs().mean()),
         "loss": loss.loss,
+        **loss.extra,
     }
     if kl:
         metrics["kl"] = loss.kl_tokens / max(loss.tokens, 1)

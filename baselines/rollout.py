@@ -6,15 +6,9 @@ every agent, G of them; ``cross``: the Cartesian product, G^n). Each joint actio
 stepping a copy of the node's env, so the env is used through its PettingZoo API only. While the
 episode goes on, chosen joint actions get a child node for the next turn (all of them, the best
 ``expand_top_k``, or none when the node's mean team reward reaches ``early_stop_threshold``).
-Returns are backed up once the tree is complete: a joint action's return is its reward plus
-``gamma`` times the mean return of its child's joint actions, and a sample's return is the mean
-over the joint actions it takes part in.
-
-Every joint action of a group is credited over the same horizon, so one group never compares
-returns over different numbers of turns: a joint action left out by ``expand_top_k`` gets its
-reward plus ``gamma`` times the mean child value of its expanded siblings; a joint action with
-no continuation (its node stopped early, or the env ended the episode before ``horizon``) is
-credited as if its reward repeated for the remaining turns.
+With ``greedy_joint`` every node also gets one greedy answer per agent, scored but never
+expanded (the ReMax baseline). The tree holds rewards only: the credit stage
+(:mod:`~llm_marl.baselines.credit`) turns it into returns and advantages.
 """
 
 from __future__ import annotations
@@ -23,7 +17,7 @@ import copy
 import itertools
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pettingzoo import ParallelEnv
@@ -33,6 +27,7 @@ from llm_marl.models import Completion, SamplingConfig, Team
 __all__ = [
     "Joint",
     "Node",
+    "RolloutStats",
     "TreeSettings",
     "joint_picks",
     "observation_text",
@@ -47,16 +42,12 @@ class TreeSettings:
 
     joint_mode: str = "aligned"
     """``aligned`` or ``cross``."""
-    gamma: float = 0.9
-    """Discount of the next turn's return."""
     early_stop_threshold: float | None = None
     """No children for a node whose mean team reward reaches this."""
     expand_top_k: int = 0
     """Children only for the k best joint actions by team reward; 0: all."""
-    horizon: int | None = None
-    """Turns per episode, to credit early-stopped branches; None: they count as ended."""
-    shared_reward: bool = True
-    """Every agent's return uses the team reward; False: each agent's own env reward."""
+    greedy_joint: bool = False
+    """Also score one greedy answer per agent at every node (``Node.greedy``)."""
 
 
 @dataclass
@@ -66,7 +57,7 @@ class Joint:
     picks: tuple[int, ...]
     """The sample index of each agent, in the node's agent order."""
     rewards: dict[str, float]
-    """The env's reward for each agent (the team reward, or each one's own share)."""
+    """The env's reward for each agent (``rewards[agent]`` of the step)."""
     team_reward: float
     """The team reward (``infos[agent]["team_reward"]`` when the env gives it)."""
     terms: dict[str, float]
@@ -76,7 +67,7 @@ class Joint:
     child: Node | None = None
     """The next turn's node, when this joint action was expanded."""
     returns: dict[str, float] = field(default_factory=dict)
-    """Each agent's discounted return from here (set by the backup)."""
+    """Each agent's discounted return from here (set by the credit stage)."""
 
 
 @dataclass
@@ -96,7 +87,11 @@ class Node:
     joints: list[Joint] = field(default_factory=list)
     """The scored joint actions."""
     sample_returns: dict[str, list[float]] = field(default_factory=dict)
-    """Each agent's return per own sample (set by the backup)."""
+    """Each agent's return per own sample (set by the credit stage)."""
+    greedy: Joint | None = None
+    """The scored joint greedy answer (``picks == ()``), with ``greedy_joint`` only."""
+    greedy_samples: dict[str, Completion] = field(default_factory=dict)
+    """Each agent's greedy answer, with ``greedy_joint`` only."""
 
     def walk(self) -> Iterator[Node]:
         """This node and every node below it, parents first."""
@@ -164,12 +159,13 @@ def rollout_tree(
     level = [root]
     while level:
         _sample(level, team, sampling, stats)
+        if settings.greedy_joint:
+            _sample_greedy(level, team, sampling, stats)
         next_level: list[Node] = []
         for node in level:
             _score(node, settings)
             next_level.extend(_expand(node, settings))
         level = next_level
-    _backup(root, settings)
     return root
 
 
@@ -197,25 +193,51 @@ def _sample(
         )
 
 
+def _sample_greedy(
+    level: Sequence[Node], team: Team, sampling: SamplingConfig, stats: RolloutStats | None
+) -> None:
+    greedy = replace(sampling, num_samples=1, temperature=0.0)
+    requests = [(agent, node.prompts[agent]) for node in level for agent in node.agents]
+    start = time.perf_counter()
+    answers = iter(team.generate(requests, greedy))
+    for node in level:
+        node.greedy_samples = {agent: next(answers)[0] for agent in node.agents}
+    if stats is not None:
+        stats.generation_seconds += time.perf_counter() - start
+        stats.generated_tokens += sum(
+            c.num_tokens for node in level for c in node.greedy_samples.values()
+        )
+
+
 def _score(node: Node, settings: TreeSettings) -> None:
     assert node.env is not None
     num_samples = len(node.samples[node.agents[0]])
     for picks in joint_picks(settings.joint_mode, num_samples, len(node.agents)):
-        branch = copy.deepcopy(node.env)
         actions = {a: node.samples[a][g].text for a, g in zip(node.agents, picks, strict=True)}
-        observations, rewards, terminations, truncations, infos = branch.step(actions)
-        agent_rewards = {a: float(rewards[a]) for a in node.agents}
-        team_reward, terms = team_outcome(infos, agent_rewards)
-        if settings.shared_reward:
-            agent_rewards = dict.fromkeys(node.agents, team_reward)
-        done = not branch.agents or all(
-            terminations.get(a, False) or truncations.get(a, False) for a in node.agents
-        )
-        joint = Joint(picks, agent_rewards, team_reward, terms, done)
-        if not done:
+        joint, branch, observations = _step(node, picks, actions)
+        if not joint.done:
             joint.child = _node(node.turn + 1, branch, observations)
         node.joints.append(joint)
+    if node.greedy_samples:
+        actions = {a: c.text for a, c in node.greedy_samples.items()}
+        node.greedy = _step(node, (), actions)[0]
     node.env = None
+
+
+def _step(
+    node: Node, picks: tuple[int, ...], actions: Mapping[str, str]
+) -> tuple[Joint, ParallelEnv[Any, Any, Any], Mapping[str, Any]]:
+    """Score ``actions`` on a copy of the node's env: the joint action, the copy, its
+    observations."""
+    assert node.env is not None
+    branch = copy.deepcopy(node.env)
+    observations, rewards, terminations, truncations, infos = branch.step(dict(actions))
+    agent_rewards = {a: float(rewards[a]) for a in node.agents}
+    team_reward, terms = team_outcome(infos, agent_rewards)
+    done = not branch.agents or all(
+        terminations.get(a, False) or truncations.get(a, False) for a in node.agents
+    )
+    return Joint(picks, agent_rewards, team_reward, terms, done), branch, observations
 
 
 def _expand(node: Node, settings: TreeSettings) -> list[Node]:
@@ -232,43 +254,3 @@ def _expand(node: Node, settings: TreeSettings) -> list[Node]:
         if id(joint) not in kept:
             joint.child = None
     return [j.child for j in keep if j.child is not None]
-
-
-def _backup(node: Node, settings: TreeSettings) -> None:
-    """Fill joint returns (reward + gamma * mean child return) and per-sample returns."""
-    gamma = settings.gamma
-    expanded = [j for j in node.joints if j.child is not None]
-    for joint in expanded:
-        assert joint.child is not None
-        _backup(joint.child, settings)
-        joint.returns = {
-            a: joint.rewards[a] + gamma * _child_value(joint.child, a) for a in node.agents
-        }
-    for joint in node.joints:
-        if joint.child is not None:
-            continue
-        if joint.done or not expanded:  # ended, or its node stopped early: reward held
-            remaining = max(0, settings.horizon - 1 - node.turn) if settings.horizon else 0
-            weight = sum(gamma**k for k in range(remaining + 1))
-            joint.returns = {a: joint.rewards[a] * weight for a in node.agents}
-        else:  # pruned by expand_top_k: its siblings' continuation
-            joint.returns = {
-                a: joint.rewards[a] + gamma * _sibling_value(expanded, a) for a in node.agents
-            }
-    num_samples = len(node.samples[node.agents[0]])
-    for index, agent in enumerate(node.agents):
-        totals, counts = [0.0] * num_samples, [0] * num_samples
-        for joint in node.joints:
-            totals[joint.picks[index]] += joint.returns[agent]
-            counts[joint.picks[index]] += 1
-        node.sample_returns[agent] = [t / c for t, c in zip(totals, counts, strict=True)]
-
-
-def _sibling_value(expanded: Sequence[Joint], agent: str) -> float:
-    """Mean child value of ``agent`` over the expanded sibling joint actions."""
-    return sum(_child_value(j.child, agent) for j in expanded if j.child) / len(expanded)
-
-
-def _child_value(child: Node, agent: str) -> float:
-    """Mean return of ``agent`` over a child's joint actions (0 once it has left)."""
-    return sum(c.returns.get(agent, 0.0) for c in child.joints) / len(child.joints)

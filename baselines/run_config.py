@@ -6,6 +6,7 @@ Imports no torch, so the command line can read it before any model loads.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,13 @@ def saved_settings(run_dir: Path, algo: str) -> dict[str, Any]:
     return {k: v for k, v in saved.items() if k not in ("algo", *_ONE_OFF)}
 
 
-def check_resumable(config: TrainConfig, run_dir: Path) -> None:
-    """Refuse to resume with settings that would change the run's meaning."""
+def check_resumable(config: TrainConfig, saved: Mapping[str, Any], run_dir: Path) -> None:
+    """Refuse to resume with settings that would change the run's meaning (``saved``: the
+    settings of the run's ``config.yaml``, from :func:`saved_settings`)."""
     current = asdict(config)
     changed = {
         k: (current[k], v)
-        for k, v in saved_settings(run_dir, config.algo).items()
+        for k, v in saved.items()
         if k in current and k not in RESUMABLE_CHANGES and current[k] != v
     }
     if changed:

@@ -1,10 +1,19 @@
-"""The core every trainer shares: the run folder, the loop, evaluation and checkpoints.
+"""The core every trainer shares: the run folder, the loop, its stages, evaluation, checkpoints.
+
+One update (:meth:`Trainer.train_step`) is five overridable stages:
+
+1. :meth:`~Trainer.roll_out`: one scored tree per task (:mod:`~llm_marl.baselines.rollout`);
+2. :meth:`~Trainer.credit`: the credit estimator (:meth:`~Trainer.make_estimator`) turns each
+   whole tree into groups with returns and advantages (:mod:`~llm_marl.baselines.credit`);
+3. :meth:`~Trainer.loss`: backpropagate one task's loss (gradient accumulation over tasks);
+4. :meth:`~Trainer.optimizer_step`: every optimiser of :meth:`~Trainer.make_optimizers` steps;
+5. :meth:`~Trainer.step_metrics`: the step's metrics.
 
 An algorithm is a subclass that states only where it differs: the env options it needs
-(``env_options``: the individual reward for IGRPO, the single-agent view for GRPO) and how joint
-actions are formed (``joint_mode``). Each update: roll out one tree per task for
-``tasks_per_step`` tasks, turn every (node, agent) into a group with group-relative
-advantages, backpropagate task by task, then step each agent's own optimiser.
+(:meth:`~Trainer.env_options`), how joint actions are formed (:attr:`~Trainer.joint_mode`), its
+estimator, and any extra models (:meth:`~Trainer.setup_extras`) with their optimisers and saved
+state (:meth:`~Trainer.extra_parts`, :meth:`~Trainer.extra_state`,
+:meth:`~Trainer.load_extra_state`), which checkpoints save and resume with the rest.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,22 +35,33 @@ from llm_marl.baselines.checkpoint import (
     TEAM_DIR,
     checkpoint_name,
     latest_checkpoint,
+    load_extras,
     load_trainer_state,
+    restore_rng,
     save_checkpoint,
 )
 from llm_marl.baselines.config import TrainConfig
+from llm_marl.baselines.credit import Credit, CreditEstimator, GroupBaseline
 from llm_marl.baselines.evaluation import evaluate, evaluation_resets
 from llm_marl.baselines.metrics import group_metrics, reward_metrics
+from llm_marl.baselines.returns import ReturnSettings
 from llm_marl.baselines.rollout import Node, RolloutStats, TreeSettings, rollout_tree
-from llm_marl.baselines.run_config import CONFIG_FILE, check_resumable, dump_config
-from llm_marl.baselines.run_log import METRICS_FILE, RunLog, read_metrics, write_atomically
+from llm_marl.baselines.run_config import CONFIG_FILE, check_resumable, dump_config, saved_settings
+from llm_marl.baselines.run_log import (
+    METRICS_FILE,
+    PLOT_FILE,
+    SAMPLES_FILE,
+    RunLog,
+    read_metrics,
+    write_atomically,
+)
 from llm_marl.baselines.tasks import TaskOrder
 from llm_marl.baselines.update import (
+    LossSettings,
     LossStats,
     attach_reference,
     backpropagate,
     optimizer_step,
-    tree_groups,
 )
 from llm_marl.models import LoRASettings, SamplingConfig, Team, load_policy
 from llm_marl.models.team import MANIFEST as TEAM_MANIFEST
@@ -51,6 +72,10 @@ __all__ = ["TrainResult", "Trainer"]
 CHECKPOINTS = "checkpoints"
 #: Characters of a prompt kept in ``samples.jsonl`` (its end, where the instruction is).
 SAMPLE_PROMPT_CHARS = 600
+#: What a run folder may hold; ``--overwrite`` refuses to delete a folder with anything else.
+RUN_ENTRIES = frozenset(
+    {CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, PLOT_FILE, CHECKPOINTS, "tensorboard"}
+)
 
 
 @dataclass(frozen=True)
@@ -64,11 +89,11 @@ class TrainResult:
 
 
 class Trainer:
-    """Group-relative policy optimisation of a team of LLM agents on a PettingZoo env."""
+    """Policy optimisation of a team of LLM agents on a PettingZoo env, in five stages."""
 
     config_class: ClassVar[type[TrainConfig]] = TrainConfig
-    uses_team_reward: ClassVar[bool] = True
-    """Returns are built from the team reward (False: from each agent's own env reward)."""
+    reward_source: ClassVar[str] = "team"
+    """Which reward the default estimator builds returns from: ``team`` or ``own``."""
 
     def __init__(
         self,
@@ -77,14 +102,17 @@ class Trainer:
         team: Team | None = None,
         env: ParallelEnv[Any, Any, Any] | None = None,
         eval_env: ParallelEnv[Any, Any, Any] | None = None,
+        saved: Mapping[str, Any] | None = None,
     ) -> None:
-        """Prepare a run (or resume one, with ``config.resume``).
+        """Prepare a run (or resume one, with ``config.resume``); nothing on disk changes yet.
 
         Args:
             config: the run's settings (an instance of this trainer's ``config_class``).
             team: an already built team; default: built from ``config.model``.
             env: the training env; default: ``llm_marl.make(config.env, ...)``.
             eval_env: the env of held-out evaluation; default: the same id, ``split="test"``.
+            saved: the settings of the run's ``config.yaml`` when the caller has read them
+                already (the command line does); default: read here when resuming.
         """
         if not isinstance(config, self.config_class):
             raise TypeError(
@@ -93,7 +121,7 @@ class Trainer:
             )
         self.config = config
         self.run_dir = Path(config.output_dir) / config.name
-        self._resume_from = self._checkpoint_to_resume()
+        self._resume_from = self._checkpoint_to_resume(saved)
         if self._resume_from is not None and team is not None:
             raise ValueError("resume reloads the team from its checkpoint: do not pass team")
         _seed_everything(config.seed)
@@ -103,20 +131,13 @@ class Trainer:
             self.eval_env = self.make_env("test")
         self.team = team if team is not None else self._build_team()
         _check_agents(self.team, self.env)
-        self.optimizers = {
-            agent: torch.optim.AdamW(
-                self.team.trainable_parameters(agent),
-                lr=config.learning_rate,
-                weight_decay=config.weight_decay,
-            )
-            for agent in self.team.agents
-        }
+        self.horizon = int(getattr(self.env, "num_turns", config.num_turns))
+        self.estimator = self.make_estimator()
+        self.setup_extras()
+        self.optimizers = self.make_optimizers()
         self.step = 0
         self.position = 0
-        if self._resume_from is not None:
-            self._restore(self._resume_from)
-        elif self.run_dir.exists():
-            shutil.rmtree(self.run_dir)  # --overwrite, and only once everything above worked
+        rng = self._restore(self._resume_from) if self._resume_from is not None else None
         self.order = TaskOrder(self.env, config.seed)
         self.sampling = SamplingConfig(
             num_samples=config.num_generations,
@@ -126,12 +147,18 @@ class Trainer:
         )
         self.tree = TreeSettings(
             joint_mode=self.joint_mode,
-            gamma=config.gamma,
             early_stop_threshold=config.early_stop_threshold,
             expand_top_k=config.expand_top_k,
-            horizon=int(getattr(self.env, "num_turns", config.num_turns)),
-            shared_reward=self.uses_team_reward,
+            greedy_joint=self.estimator.needs_greedy,
         )
+        self.loss_settings = LossSettings(
+            aggregation=config.loss_aggregation,
+            clip_epsilon=config.clip_epsilon,
+            kl_beta=config.kl_beta,
+            logprob_batch_size=config.logprob_batch_size,
+        )
+        if rng is not None:  # last: building the trainer drew random numbers
+            restore_rng(rng)
 
     # --------------------------------------------------------------- algorithm hooks
     @property
@@ -142,6 +169,44 @@ class Trainer:
     def env_options(self) -> dict[str, Any]:
         """Keyword arguments this algorithm needs from the env (beside ``config.env_kwargs``)."""
         return {}
+
+    def return_settings(self) -> ReturnSettings:
+        """Which reward feeds the returns, the discount, and the horizon of the env."""
+        return ReturnSettings(
+            reward=self.reward_source, gamma=self.config.gamma, horizon=self.horizon
+        )
+
+    def make_estimator(self) -> CreditEstimator:
+        """The credit estimator; default: the group baseline ``config.advantage``."""
+        return GroupBaseline(
+            self.return_settings(), self.config.advantage, scale_by_std=self.config.scale_by_std
+        )
+
+    def setup_extras(self) -> None:
+        """Build extra models (a critic, say) before the optimisers are made; default none."""
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimiser by name: one AdamW per agent (override to add more)."""
+        return {
+            agent: torch.optim.AdamW(
+                self.team.trainable_parameters(agent),
+                lr=self.config.learning_rate,
+                weight_decay=self.config.weight_decay,
+            )
+            for agent in self.team.agents
+        }
+
+    def extra_parts(self) -> tuple[str, ...]:
+        """Names of the extra parts every checkpoint of this algorithm holds (from the config
+        alone: it is asked before any model is built)."""
+        return ()
+
+    def extra_state(self) -> dict[str, Any]:
+        """Each extra part's state (``torch.save``-able), by the names of :meth:`extra_parts`."""
+        return {}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Put back the parts of :meth:`extra_state` from a checkpoint."""
 
     # --------------------------------------------------------------- set-up
     def make_env(self, split: str) -> ParallelEnv[Any, Any, Any]:
@@ -180,35 +245,53 @@ class Trainer:
             _copy_trainable(load_policy(saved, dtype=config.dtype, device=config.device), team)
         return team
 
-    def _checkpoint_to_resume(self) -> Path | None:
+    def _checkpoint_to_resume(self, saved: Mapping[str, Any] | None) -> Path | None:
         """The checkpoint to resume from; refuses to mix a new run into an old folder."""
         config, checkpoints = self.config, self.run_dir / CHECKPOINTS
         if config.resume:
-            latest = latest_checkpoint(checkpoints)
+            if not (self.run_dir / CONFIG_FILE).is_file():
+                raise FileNotFoundError(
+                    f"--resume: {self.run_dir} holds no run (no {CONFIG_FILE}); check "
+                    "--run-name and --output-dir"
+                )
+            latest = latest_checkpoint(checkpoints, self.extra_parts())
             if latest is None:
                 raise FileNotFoundError(
-                    f"--resume: no checkpoint in {checkpoints} (the run stopped before its "
-                    "first one); start it again with --overwrite"
+                    f"--resume: no complete checkpoint in {checkpoints} (the run stopped before "
+                    "its first one); start it again with --overwrite"
                 )
-            check_resumable(config, self.run_dir)
+            if saved is None:
+                saved = saved_settings(self.run_dir, config.algo)
+            check_resumable(config, saved, self.run_dir)
             return latest
         if self.run_dir.exists() and any(self.run_dir.iterdir()) and not config.overwrite:
+            if (self.run_dir / CONFIG_FILE).is_file():
+                raise FileExistsError(
+                    f"{self.run_dir} already holds a run: pass --resume to continue it, "
+                    "--overwrite to start over, or another --run-name"
+                )
             raise FileExistsError(
-                f"{self.run_dir} already holds a run: pass --resume to continue it, "
-                "--overwrite to start over, or another --run-name"
+                f"{self.run_dir} is not empty and holds no run: pick another --run-name or "
+                "--output-dir"
             )
         return None
 
-    def _restore(self, checkpoint: Path) -> None:
+    def _restore(self, checkpoint: Path) -> dict[str, Any]:
+        """Load step, position, optimiser and extra states; the RNG states to restore."""
         state = load_trainer_state(checkpoint)
-        for agent, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][agent])
+        missing = sorted(set(self.optimizers) - set(state["optimizers"]))
+        if missing:
+            raise ValueError(f"{checkpoint} has no optimiser state for {missing}")
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.load_extra_state(load_extras(checkpoint, self.extra_parts()))
         self.step, self.position = int(state["step"]), int(state["position"])
         if self.config.num_steps < self.step:
             raise ValueError(
                 f"the run in {self.run_dir} is already at step {self.step}: pass "
                 f"--num-steps above {self.step} to go on (got num_steps={self.config.num_steps})"
             )
+        return dict(state["rng"])
 
     # --------------------------------------------------------------- the loop
     def train(self) -> TrainResult:
@@ -216,9 +299,11 @@ class Trainer:
         from tqdm.auto import tqdm
 
         config = self.config
+        if config.overwrite and self._resume_from is None:
+            _clear_run_folder(self.run_dir)
         log = RunLog(self.run_dir, keep_until_step=self.step)
         write_atomically(self.run_dir / CONFIG_FILE, dump_config(config))
-        checkpoint = latest_checkpoint(self.run_dir / CHECKPOINTS)
+        checkpoint = latest_checkpoint(self.run_dir / CHECKPOINTS, self.extra_parts())
         bar = tqdm(
             total=config.num_steps,
             initial=self.step,
@@ -248,8 +333,27 @@ class Trainer:
         )
 
     def train_step(self) -> tuple[dict[str, float], list[Node]]:
-        """One update: roll out, backpropagate, step every optimiser; its metrics and trees."""
-        config, start, stats = self.config, time.perf_counter(), RolloutStats()
+        """One update through the five stages; its metrics and trees."""
+        start = time.perf_counter()
+        trees, stats = self.roll_out()
+        credits = self.credit(trees)
+        loss, norms = LossStats(), {}
+        for _ in range(self.config.inner_epochs):
+            for task in credits:
+                loss.add(self.loss(task, 1 / len(credits)))
+            norms = self.optimizer_step()
+        loss.scale(1 / self.config.inner_epochs)
+        self.step += 1
+        self.position += self.config.tasks_per_step
+        metrics = self.step_metrics(trees, credits, loss, norms)
+        metrics["tokens_per_second"] = stats.generated_tokens / max(stats.generation_seconds, 1e-9)
+        metrics["step_seconds"] = time.perf_counter() - start
+        return metrics, trees
+
+    # --------------------------------------------------------------- the stages
+    def roll_out(self) -> tuple[list[Node], RolloutStats]:
+        """Stage 1: one scored tree per task of this update, and what sampling cost."""
+        stats = RolloutStats()
         trees = [
             rollout_tree(
                 self.env,
@@ -259,34 +363,47 @@ class Trainer:
                 self.tree,
                 stats,
             )
-            for k in range(config.tasks_per_step)
+            for k in range(self.config.tasks_per_step)
         ]
-        per_task = [tree_groups(tree, config) for tree in trees]
-        if config.kl_beta > 0:
-            for groups in per_task:
-                attach_reference(self.team, groups, config.logprob_batch_size)
-        loss, norms = LossStats(), {}
-        for _ in range(config.inner_epochs):
-            for groups in per_task:
-                loss.add(backpropagate(self.team, groups, config, 1 / len(per_task)))
-            norms = optimizer_step(self.team, self.optimizers, config.max_grad_norm)
-        loss.loss /= config.inner_epochs
-        self.step += 1
-        self.position += config.tasks_per_step
+        return trees, stats
+
+    def credit(self, trees: list[Node]) -> list[Credit]:
+        """Stage 2: returns and advantages of every tree (and reference log-probs for KL)."""
+        credits = [self.estimator.assign(tree) for tree in trees]
+        if self.config.kl_beta > 0:
+            for task in credits:
+                attach_reference(self.team, task.groups, self.config.logprob_batch_size)
+        return credits
+
+    def loss(self, task: Credit, scale: float) -> LossStats:
+        """Stage 3: backpropagate ``scale`` times one task's loss (the policy-gradient loss)."""
+        return backpropagate(self.team, task.groups, self.loss_settings, scale)
+
+    def optimizer_step(self) -> dict[str, float]:
+        """Stage 4: clip and step every optimiser; the gradient norm of each."""
+        return optimizer_step(self.optimizers, self.config.max_grad_norm)
+
+    def step_metrics(
+        self,
+        trees: list[Node],
+        credits: list[Credit],
+        loss: LossStats,
+        norms: Mapping[str, float],
+    ) -> dict[str, float]:
+        """Stage 5: rewards, advantages, the loss and gradient norms of this update."""
         metrics = reward_metrics(trees)
         metrics.update(
             group_metrics(
-                [g for groups in per_task for g in groups],
+                [g for task in credits for g in task.groups],
                 loss,
-                kl=config.kl_beta > 0,
-                clipping=config.clip_epsilon > 0,
+                kl=self.config.kl_beta > 0,
+                clipping=self.config.clip_epsilon > 0,
             )
         )
-        metrics.update({f"grad_norm/{agent}": norm for agent, norm in norms.items()})
-        metrics["tokens_per_second"] = stats.generated_tokens / max(stats.generation_seconds, 1e-9)
-        metrics["step_seconds"] = time.perf_counter() - start
-        return metrics, trees
+        metrics.update({f"grad_norm/{name}": norm for name, norm in norms.items()})
+        return metrics
 
+    # --------------------------------------------------------------- evaluation, saving
     def evaluate(self) -> dict[str, float]:
         """Greedy answers on the first ``eval_tasks`` test tasks; ``eval/...`` metrics."""
         if self.eval_env is None:
@@ -295,15 +412,35 @@ class Trainer:
         return evaluate(self.team, self.eval_env, resets, self.sampling)
 
     def save_checkpoint(self) -> Path:
-        """Write a checkpoint of the current step; its folder."""
+        """Write a checkpoint of the current step (extras included); its folder."""
+        extras = self.extra_state()
+        if sorted(extras) != sorted(self.extra_parts()):
+            raise RuntimeError(
+                f"{type(self).__name__}.extra_state() gave parts {sorted(extras)} but "
+                f"extra_parts() declares {sorted(self.extra_parts())}"
+            )
         return save_checkpoint(
             self.run_dir / CHECKPOINTS,
             self.step,
             self.team,
             self.optimizers,
             self.position,
+            extras=extras,
             keep=self.config.keep_checkpoints,
         )
+
+
+def _clear_run_folder(run_dir: Path) -> None:
+    """Delete a previous run's outputs (``--overwrite``); refuse a folder holding other files."""
+    if not run_dir.exists():
+        return
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_ENTRIES)
+    if foreign:
+        raise FileExistsError(
+            f"--overwrite: {run_dir} holds files that are not a run's outputs ({foreign[:5]}); "
+            "it was left untouched: pick another --run-name or --output-dir"
+        )
+    shutil.rmtree(run_dir)
 
 
 def _seed_everything(seed: int) -> None:

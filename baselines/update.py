@@ -1,40 +1,46 @@
-"""From scored trees to gradients: groups, advantages, the loss, one optimiser step per agent.
+"""From groups with advantages to gradients and optimiser steps.
 
-Every (node, agent) pair of a tree is one group: the agent's G samples at that node with their
-returns. Each agent's loss is the mean of its groups' losses; agents own disjoint parameters,
-so one backward pass over the sum gives every agent its own gradient. Tasks of one update are
-backpropagated one at a time (gradient accumulation), scaled by ``1 / tasks``.
+Each agent's loss is the mean of its groups' losses; agents own disjoint parameters, so one
+backward pass over the sum gives every agent its own gradient. Tasks of one update are
+backpropagated one at a time (gradient accumulation), scaled by ``1 / tasks``. Each optimiser
+(one per agent, plus any an algorithm adds, such as a critic's) clips and steps its own
+parameters.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from llm_marl.baselines.advantages import group_advantages
-from llm_marl.baselines.config import TrainConfig
+from llm_marl.baselines.credit import Group
 from llm_marl.baselines.losses import group_loss
-from llm_marl.baselines.rollout import Node
-from llm_marl.models import Completion, Team
+from llm_marl.models import Team
 
-__all__ = ["Group", "LossStats", "backpropagate", "optimizer_step", "tree_groups"]
+__all__ = [
+    "Group",
+    "LossSettings",
+    "LossStats",
+    "attach_reference",
+    "backpropagate",
+    "optimizer_step",
+]
 
 
-@dataclass
-class Group:
-    """One agent's G samples at one node, with their returns and advantages."""
+@dataclass(frozen=True)
+class LossSettings:
+    """What the policy loss needs from a run's settings."""
 
-    agent: str
-    turn: int
-    completions: list[Completion]
-    returns: list[float]
-    advantages: torch.Tensor
-    """``(G,)`` advantages, computed once per update."""
-    reference: list[torch.Tensor] | None = None
-    """The reference policy's log-probs, when a KL term is on."""
+    aggregation: str = "sequence_sum"
+    """``sequence_sum`` or ``token_mean`` (:mod:`~llm_marl.baselines.losses`)."""
+    clip_epsilon: float = 0.0
+    """PPO ratio clipping range; 0: the plain policy gradient."""
+    kl_beta: float = 0.0
+    """Weight of the KL penalty to the reference policy; 0: off."""
+    logprob_batch_size: int | None = None
+    """Most responses in one forward pass; None: all of a task at once."""
 
 
 @dataclass
@@ -45,6 +51,8 @@ class LossStats:
     kl_tokens: float = 0.0
     clipped_tokens: float = 0.0
     tokens: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+    """Sums of what an algorithm's own loss measured (a value loss, say), by metric name."""
 
     def add(self, other: LossStats) -> None:
         """Accumulate ``other`` into this one."""
@@ -52,21 +60,13 @@ class LossStats:
         self.kl_tokens += other.kl_tokens
         self.clipped_tokens += other.clipped_tokens
         self.tokens += other.tokens
+        for name, value in other.extra.items():
+            self.extra[name] = self.extra.get(name, 0.0) + value
 
-
-def tree_groups(root: Node, config: TrainConfig) -> list[Group]:
-    """Every (node, agent) group of a scored tree, with advantages under ``config``."""
-    groups = []
-    for node in root.walk():
-        for agent in node.agents:
-            returns = node.sample_returns[agent]
-            advantages = group_advantages(
-                torch.tensor(returns, dtype=torch.float32),
-                config.advantage,
-                scale_by_std=config.scale_by_std,
-            )
-            groups.append(Group(agent, node.turn, node.samples[agent], returns, advantages))
-    return groups
+    def scale(self, factor: float) -> None:
+        """Scale the summed losses by ``factor`` (the mean over inner epochs)."""
+        self.loss *= factor
+        self.extra = {name: value * factor for name, value in self.extra.items()}
 
 
 def attach_reference(team: Team, groups: Sequence[Group], batch_size: int | None) -> None:
@@ -78,11 +78,11 @@ def attach_reference(team: Team, groups: Sequence[Group], batch_size: int | None
 
 
 def backpropagate(
-    team: Team, groups: Sequence[Group], config: TrainConfig, scale: float
+    team: Team, groups: Sequence[Group], settings: LossSettings, scale: float
 ) -> LossStats:
     """Backward ``scale`` times the sum over agents of each agent's mean group loss."""
     flat = [c for g in groups for c in g.completions]
-    current = iter(team.logprobs(flat, batch_size=config.logprob_batch_size))
+    current = iter(team.logprobs(flat, batch_size=settings.logprob_batch_size))
     per_agent: dict[str, list[torch.Tensor]] = defaultdict(list)
     stats = LossStats()
     for group in groups:
@@ -90,11 +90,11 @@ def backpropagate(
         result = group_loss(
             logprobs,
             group.advantages.to(logprobs[0].device),
-            aggregation=config.loss_aggregation,
+            aggregation=settings.aggregation,
             old_logprobs=[c.logprobs for c in group.completions],
-            clip_epsilon=config.clip_epsilon,
+            clip_epsilon=settings.clip_epsilon,
             reference_logprobs=group.reference,
-            kl_beta=config.kl_beta,
+            kl_beta=settings.kl_beta,
         )
         per_agent[group.agent].append(result.loss)
         stats.kl_tokens += result.kl * result.tokens
@@ -108,14 +108,14 @@ def backpropagate(
 
 
 def optimizer_step(
-    team: Team, optimizers: Mapping[str, torch.optim.Optimizer], max_grad_norm: float
+    optimizers: Mapping[str, torch.optim.Optimizer], max_grad_norm: float
 ) -> dict[str, float]:
-    """Clip and apply each agent's gradient with its own optimiser; the gradient norms."""
+    """Clip and apply each optimiser's gradient to its own parameters; the gradient norms."""
     norms = {}
-    for agent, optimizer in optimizers.items():
-        params = team.trainable_parameters(agent)
-        limit = max_grad_norm if max_grad_norm > 0 else float("inf")
-        norms[agent] = float(torch.nn.utils.clip_grad_norm_(params, limit))
+    limit = max_grad_norm if max_grad_norm > 0 else float("inf")
+    for name, optimizer in optimizers.items():
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        norms[name] = float(torch.nn.utils.clip_grad_norm_(params, limit))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     return norms

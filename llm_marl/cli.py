@@ -1,5 +1,6 @@
 """The ``llm-marl`` command line: ``llm-marl envs`` lists the registered environments,
-``llm-marl train`` trains a team (``llm-marl train --help`` lists its options)."""
+``llm-marl algos`` the registered algorithms, ``llm-marl train`` trains a team
+(``llm-marl train --algo NAME --help`` lists its options)."""
 
 from __future__ import annotations
 
@@ -30,16 +31,23 @@ def describe_env(env_id: str) -> dict[str, Any]:
 
 def _envs_table(rows: list[dict[str, Any]]) -> str:
     header = ("id", "agents", "turns", "data (default)", "full data set")
-    lines = [
-        (
-            row["id"],
-            ", ".join(row["agents"]),
-            str(row["turns"]),
-            f"{row['data']} ({row['train_tasks']} train / {row['test_tasks']} test)",
-            row["hub_dataset"] or "-",
-        )
-        for row in rows
-    ]
+    return _table(
+        header,
+        [
+            (
+                row["id"],
+                ", ".join(row["agents"]),
+                str(row["turns"]),
+                f"{row['data']} ({row['train_tasks']} train / {row['test_tasks']} test)",
+                row["hub_dataset"] or "-",
+            )
+            for row in rows
+        ],
+    )
+
+
+def _table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns, two spaces apart."""
     widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
@@ -50,6 +58,18 @@ def _envs_table(rows: list[dict[str, Any]]) -> str:
 def _cmd_envs(args: argparse.Namespace) -> int:
     rows = [describe_env(env_id) for env_id in list_envs()]
     print(json.dumps(rows, indent=2) if args.json else _envs_table(rows))
+    return 0
+
+
+def _cmd_algos(args: argparse.Namespace) -> int:
+    from llm_marl.baselines.registry import algorithm_summaries
+
+    rows = algorithm_summaries()
+    if args.json:
+        keys = ("name", "summary", "config_class")
+        print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+        return 0
+    print(_table(("algo", "summary", "config class"), rows))
     return 0
 
 
@@ -68,9 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     envs = commands.add_parser("envs", help="list the registered environments")
     envs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     envs.set_defaults(run=_cmd_envs)
+    algos = commands.add_parser("algos", help="list the registered training algorithms")
+    algos.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    algos.set_defaults(run=_cmd_algos)
     # Its options come from the chosen algorithm's config, so the baselines parse them.
     train = commands.add_parser(
-        "train", help="train a team with MAGRPO, IGRPO or GRPO (see train --help)", add_help=False
+        "train", help="train a team with a registered algorithm (see train --help)", add_help=False
     )
     train.set_defaults(run=_cmd_train)
     return parser

@@ -6,8 +6,11 @@ import pytest
 from fake_team import ScriptedTeam
 from toy_env import DigitsEnv
 
+from llm_marl.baselines.returns import ReturnSettings, backup_returns
 from llm_marl.baselines.rollout import TreeSettings, joint_picks, observation_text, rollout_tree
 from llm_marl.models import SamplingConfig
+
+RETURN_FIELDS = ("reward", "gamma", "horizon")
 
 # Sample g of every agent has g digits in its first 8 characters: score g / 8.
 AGENTS = ["left_0", "right_1"]
@@ -17,12 +20,20 @@ def _by_index(agent: str, prompt: str, g: int) -> str:
     return "1" * g + "x" * (8 - g)
 
 
-def _tree(answer=_by_index, *, num_turns=1, samples=3, **settings):  # type: ignore[no-untyped-def]
-    env = DigitsEnv(num_turns=num_turns)
+def _grow(env, answer, samples, settings):  # type: ignore[no-untyped-def]
+    """The scored tree with returns backed up, and the scripted team."""
     team = ScriptedTeam(AGENTS, answer)
-    sampling = SamplingConfig(num_samples=samples)
-    root = rollout_tree(env, {"seed": 0}, team, sampling, TreeSettings(**settings))
+    tree = {k: v for k, v in settings.items() if k not in RETURN_FIELDS}
+    returns = {k: v for k, v in settings.items() if k in RETURN_FIELDS}
+    root = rollout_tree(
+        env, {"seed": 0}, team, SamplingConfig(num_samples=samples), TreeSettings(**tree)
+    )
+    backup_returns(root, ReturnSettings(**returns))
     return root, team
+
+
+def _tree(answer=_by_index, *, num_turns=1, samples=3, **settings):  # type: ignore[no-untyped-def]
+    return _grow(DigitsEnv(num_turns=num_turns), answer, samples, settings)
 
 
 def test_joint_picks_aligned_and_cross() -> None:
@@ -106,18 +117,13 @@ def test_own_rewards_feed_the_returns_only_when_asked() -> None:
 
     shared, _ = _tree(lopsided)
     assert shared.sample_returns["right_1"] == [0.5, 0.5, 0.5]  # the team reward
-    own, _ = _tree(lopsided, shared_reward=False)
+    own, _ = _tree(lopsided, reward="own")
     assert own.sample_returns["right_1"] == [0.5, 0.5, 0.5]  # DigitsEnv is shared by default
-    env_individual = DigitsEnv(reward_mode="individual")
-    team = ScriptedTeam(AGENTS, lopsided)
-    root = rollout_tree(
-        env_individual,
-        {"seed": 0},
-        team,
-        SamplingConfig(num_samples=2),
-        TreeSettings(shared_reward=False),
-    )
+    root, _ = _grow(DigitsEnv(reward_mode="individual"), lopsided, 2, {"reward": "own"})
     assert root.sample_returns == {"left_0": [1.0, 1.0], "right_1": [0.0, 0.0]}
+    root, _ = _grow(DigitsEnv(reward_mode="individual"), lopsided, 2, {"reward": "team"})
+    assert root.sample_returns == {"left_0": [0.5, 0.5], "right_1": [0.5, 0.5]}
+    assert root.joints[0].rewards == {"left_0": 1.0, "right_1": 0.0}  # the tree keeps both
 
 
 class SolvedEnv(DigitsEnv):
@@ -132,10 +138,8 @@ class SolvedEnv(DigitsEnv):
 
 
 def test_an_episode_ended_early_is_credited_over_the_same_horizon() -> None:
-    env = SolvedEnv(num_turns=3)
-    team = ScriptedTeam(AGENTS, _by_index)
-    settings = TreeSettings(gamma=0.9, horizon=3, early_stop_threshold=0.1)
-    root = rollout_tree(env, {"seed": 0}, team, SamplingConfig(num_samples=3), settings)
+    settings = {"gamma": 0.9, "horizon": 3, "early_stop_threshold": 0.1}
+    root, _ = _grow(SolvedEnv(num_turns=3), _by_index, 3, settings)
     weight = 1 + 0.9 + 0.81
     # sample 2 solved the task (0.25, episode over); sample 1 did not (0.125): 2 stays ahead
     assert root.joints[2].done and not root.joints[1].done

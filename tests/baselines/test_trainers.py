@@ -140,8 +140,30 @@ def test_resume_refuses_settings_that_change_the_run(fast: dict[str, Any]) -> No
     MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1)).train()
     with pytest.raises(ValueError, match=r"learning_rate=0.5 \(saved 1e-05\)"):
         MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=2, resume=True, learning_rate=0.5))
-    with pytest.raises(FileNotFoundError, match="start it again with --overwrite"):
+    with pytest.raises(FileNotFoundError, match=r"never-ran holds no run \(no config.yaml\)"):
         MAGRPOTrainer(MAGRPOConfig(**fast, run_name="never-ran", resume=True))
+    started = Path(fast["output_dir"]) / "started"
+    started.mkdir()
+    (started / "config.yaml").write_text("algo: magrpo\n")
+    with pytest.raises(FileNotFoundError, match="start it again with --overwrite"):
+        MAGRPOTrainer(MAGRPOConfig(**fast, run_name="started", resume=True))
+
+
+def test_overwrite_deletes_only_a_run_and_only_when_training_starts(fast: dict[str, Any]) -> None:
+    MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1)).train()
+    run = Path(fast["output_dir"]) / "magrpo-digits_v0-seed0"
+    trainer = MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1, overwrite=True))
+    assert (run / "checkpoints" / "step-000001").is_dir()  # the constructor deletes nothing
+    trainer.train()
+    assert [m["step"] for m in trainer_metrics(run)] == [1]
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"not a run's outputs \(\['notes.txt'\]\)"):
+        MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1, overwrite=True)).train()
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def trainer_metrics(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_resume_below_the_current_step_is_refused(fast: dict[str, Any]) -> None:
@@ -172,7 +194,7 @@ def test_a_checkpoint_without_its_team_or_state_is_not_resumed(fast: dict[str, A
 
 
 def test_the_tree_horizon_is_the_envs_number_of_turns(fast: dict[str, Any]) -> None:
-    assert MAGRPOTrainer(MAGRPOConfig(**fast, num_turns=3)).tree.horizon == 3
+    assert MAGRPOTrainer(MAGRPOConfig(**fast, num_turns=3)).estimator.returns.horizon == 3
 
 
 def test_a_saved_team_as_model_refuses_settings_it_cannot_honour(fast: dict[str, Any]) -> None:
@@ -218,8 +240,9 @@ def test_igrpo_trains_each_agent_on_its_own_reward(fast: dict[str, Any]) -> None
 def test_magrpo_learns_from_the_team_reward_whatever_the_env_gives(fast: dict[str, Any]) -> None:
     config = MAGRPOConfig(**fast, num_steps=1, env_kwargs={"reward_mode": "individual"})
     _, trees = MAGRPOTrainer(config).train_step()
+    assert any(len(set(j.rewards.values())) > 1 for j in trees[0].joints)  # the env's own shares
     for joint in trees[0].joints:
-        assert joint.rewards == dict.fromkeys(["left_0", "right_1"], joint.team_reward)
+        assert joint.returns == dict.fromkeys(["left_0", "right_1"], joint.team_reward)
 
 
 def test_an_algorithms_env_options_cannot_be_overridden(fast: dict[str, Any]) -> None:
@@ -277,7 +300,7 @@ def test_bad_input_is_refused(fast: dict[str, Any]) -> None:
     team = load_policy("tiny", agents=["someone_0"])
     with pytest.raises(ValueError, match="differ from the env's"):
         MAGRPOTrainer(MAGRPOConfig(**fast), team=team)
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="holds no run"):
         MAGRPOTrainer(MAGRPOConfig(**fast, resume=True))
     MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1)).train()
     with pytest.raises(FileExistsError, match="already holds a run"):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llm_marl.baselines.config import MAGRPOConfig
-from llm_marl.baselines.update import Group, backpropagate
+from llm_marl.baselines.update import Group, LossSettings, backpropagate
 from llm_marl.models import SamplingConfig, load_policy
 
 
@@ -36,7 +35,7 @@ def test_the_loss_counts_only_each_responses_own_tokens(team_and_groups) -> None
     team, groups = team_and_groups
     lengths = {c.num_tokens for g in groups for c in g.completions}
     assert len(lengths) > 1  # responses of different lengths, so padding is in play
-    stats = backpropagate(team, groups, MAGRPOConfig(), scale=1.0)
+    stats = backpropagate(team, groups, LossSettings(), scale=1.0)
     _grads(team)
     expected = 0.0
     for group in groups:
@@ -51,7 +50,7 @@ def test_the_loss_counts_only_each_responses_own_tokens(team_and_groups) -> None
 
 def test_accumulating_tasks_equals_one_update_over_all_groups(team_and_groups) -> None:  # type: ignore[no-untyped-def]
     team, groups = team_and_groups
-    config = MAGRPOConfig()
+    config = LossSettings()
     first, second = (
         [groups[0], groups[1]],
         [Group(g.agent, 0, g.completions, g.returns, -g.advantages) for g in groups],
@@ -69,7 +68,7 @@ def test_accumulating_tasks_equals_one_update_over_all_groups(team_and_groups) -
 
 def test_each_agents_gradient_reaches_only_its_own_parameters(team_and_groups) -> None:  # type: ignore[no-untyped-def]
     team, groups = team_and_groups
-    backpropagate(team, [groups[0]], MAGRPOConfig(), 1.0)  # agent a_0 only
+    backpropagate(team, [groups[0]], LossSettings(), 1.0)  # agent a_0 only
     own = [p.grad for p in team.trainable_parameters("a_0")]
     other = [p.grad for p in team.trainable_parameters("b_1")]
     assert all(g is not None for g in own) and any(float(g.abs().sum()) > 0 for g in own)  # type: ignore[union-attr]
