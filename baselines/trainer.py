@@ -132,8 +132,8 @@ class Trainer:
         self.team = team if team is not None else self._build_team()
         _check_agents(self.team, self.env)
         self.horizon = int(getattr(self.env, "num_turns", config.num_turns))
-        self.estimator = self.make_estimator()
         self.setup_extras()
+        self.estimator = self.make_estimator()
         self.optimizers = self.make_optimizers()
         self.step = 0
         self.position = 0
@@ -183,7 +183,8 @@ class Trainer:
         )
 
     def setup_extras(self) -> None:
-        """Build extra models (a critic, say) before the optimisers are made; default none."""
+        """Build extra models (a critic, say) before the estimator and the optimisers are
+        made; default none."""
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Every optimiser by name: one AdamW per agent (override to add more)."""
