@@ -16,8 +16,8 @@ from typing import Any
 
 from pettingzoo import ParallelEnv
 
-from llm_marl.baselines.rollout import observation_text, team_outcome
 from llm_marl.baselines.tasks import listed_task_ids
+from llm_marl.env_protocol import observation_text, team_outcome
 from llm_marl.models import SamplingConfig, Team
 
 __all__ = ["evaluate", "evaluation_resets"]

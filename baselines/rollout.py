@@ -22,6 +22,7 @@ from typing import Any
 
 from pettingzoo import ParallelEnv
 
+from llm_marl.env_protocol import observation_text, team_outcome
 from llm_marl.models import Completion, SamplingConfig, Team
 
 __all__ = [
@@ -110,35 +111,12 @@ def joint_picks(mode: str, num_samples: int, num_agents: int) -> list[tuple[int,
     raise ValueError(f"joint_mode must be 'aligned' or 'cross', got {mode!r}")
 
 
-def observation_text(observation: Any) -> str:
-    """The prompt inside an observation: ``{"text": prompt}`` (llm-marl envs) or a plain str."""
-    if isinstance(observation, Mapping) and isinstance(observation.get("text"), str):
-        return str(observation["text"])
-    if isinstance(observation, str):
-        return observation
-    raise TypeError(
-        "the trainers need text observations: a str or a dict with a 'text' str, got "
-        f"{type(observation).__name__}"
-    )
-
-
 @dataclass
 class RolloutStats:
     """Time and tokens spent sampling, for throughput metrics."""
 
     generation_seconds: float = 0.0
     generated_tokens: int = 0
-
-
-def team_outcome(
-    infos: Mapping[str, Any], rewards: Mapping[str, float]
-) -> tuple[float, dict[str, float]]:
-    """The team reward and reward terms of one step: ``infos[agent]["team_reward"]`` and
-    ``["reward_terms"]`` of the first acting agent when the env gives them, else the mean of
-    the agents' rewards and no terms."""
-    first = infos.get(next(iter(rewards)), {})
-    team = float(first.get("team_reward", sum(rewards.values()) / len(rewards)))
-    return team, {k: float(v) for k, v in first.get("reward_terms", {}).items()}
 
 
 def rollout_tree(

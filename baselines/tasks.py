@@ -12,18 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from llm_marl.env_protocol import env_task_ids
+
 __all__ = ["TaskOrder", "listed_task_ids"]
 
 
 def listed_task_ids(env: Any) -> list[str] | None:
     """The env's task ids (``env.tasks[i].task_id``), or None when it does not list them."""
-    tasks = getattr(env, "tasks", None)
-    if tasks is None:
-        return None
-    ids = [getattr(task, "task_id", None) for task in tasks]
-    if not ids or any(not isinstance(i, str) for i in ids):
-        return None
-    return [str(i) for i in ids]
+    return env_task_ids(env)
 
 
 class TaskOrder:

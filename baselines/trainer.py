@@ -63,6 +63,7 @@ from llm_marl.baselines.update import (
     backpropagate,
     optimizer_step,
 )
+from llm_marl.env_protocol import TextParallelEnv, env_num_turns
 from llm_marl.models import LoRASettings, SamplingConfig, Team, load_policy
 from llm_marl.models.team import MANIFEST as TEAM_MANIFEST
 from llm_marl.models.team import read_manifest
@@ -126,12 +127,17 @@ class Trainer:
             raise ValueError("resume reloads the team from its checkpoint: do not pass team")
         _seed_everything(config.seed)
         self.env = env if env is not None else self.make_env("train")
+        if not isinstance(self.env, TextParallelEnv):
+            raise TypeError(
+                f"the trainers need a PettingZoo ParallelEnv with text observations "
+                f"(llm_marl.env_protocol.TextParallelEnv), got {type(self.env).__name__}"
+            )
         self.eval_env = eval_env
         if self.eval_env is None and config.eval_every:
             self.eval_env = self.make_env("test")
         self.team = team if team is not None else self._build_team()
         _check_agents(self.team, self.env)
-        self.horizon = int(getattr(self.env, "num_turns", config.num_turns))
+        self.horizon = env_num_turns(self.env, config.num_turns)
         self.setup_extras()
         self.estimator = self.make_estimator()
         self.optimizers = self.make_optimizers()
