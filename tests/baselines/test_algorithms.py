@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from toy_env import DigitsEnv
+from toy_env import DigitsEnv, KilledEnv
 
 import llm_marl
 from llm_marl.baselines import (
@@ -160,18 +160,6 @@ def test_the_critic_shares_the_teams_base_model(fast: dict[str, Any]) -> None:
     assert separate.critic.model is not separate.team.model  # type: ignore[attr-defined]
 
 
-class KilledEnv(DigitsEnv):
-    """The toy env, but the process 'dies' at the fourth task of the run (in step 4)."""
-
-    resets = 0
-
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
-        type(self).resets += 1
-        if type(self).resets == 4:
-            raise KeyboardInterrupt("killed")
-        return super().reset(seed=seed, options=options)
-
-
 @pytest.mark.parametrize("name", ["maac", "iac"])
 def test_a_killed_actor_critic_resumes_like_one_never_stopped(
     name: str, fast: dict[str, Any]
@@ -182,7 +170,6 @@ def test_a_killed_actor_critic_resumes_like_one_never_stopped(
     settings["critic_learning_rate"] = 1e-2
     straight = trainer_class(spec.config_class(**settings, run_name="straight"))
     expected = straight.train().metrics
-    KilledEnv.resets = 0
     with pytest.raises(KeyboardInterrupt):
         trainer_class(spec.config_class(**settings, run_name="killed"), env=KilledEnv()).train()
     resumed = trainer_class(spec.config_class(**settings, run_name="killed", resume=True))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from toy_env import DigitsEnv
+from toy_env import DigitsEnv, KilledEnv
 
 from llm_marl.baselines import (
     GRPOConfig,
@@ -85,18 +85,6 @@ def test_every_lora_parameter_of_every_agent_is_trained(fast: dict[str, Any]) ->
     for agent, old in before.items():
         new = trainer.team.trainable_parameters(agent)
         assert old and all(not torch.equal(o, n) for o, n in zip(old, new, strict=True)), agent
-
-
-class KilledEnv(DigitsEnv):
-    """The toy env, but the process 'dies' at the fourth task of the run (in step 4)."""
-
-    resets = 0
-
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
-        type(self).resets += 1
-        if type(self).resets == 4:
-            raise KeyboardInterrupt("killed")
-        return super().reset(seed=seed, options=options)
 
 
 def _weights(trainer: Any) -> list[torch.Tensor]:

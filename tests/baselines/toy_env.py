@@ -108,5 +108,17 @@ class DigitsEnv(ParallelEnv):  # type: ignore[type-arg]
         )
 
 
+class KilledEnv(DigitsEnv):
+    """The toy env, but the process 'dies' at the fourth task of the run (in step 4)."""
+
+    resets = 0
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        self.resets += 1
+        if self.resets == 4:
+            raise KeyboardInterrupt("killed")
+        return super().reset(seed=seed, options=options)
+
+
 def parallel_env(**kwargs: Any) -> DigitsEnv:
     return DigitsEnv(**kwargs)
