@@ -19,7 +19,6 @@ state (:meth:`~Trainer.extra_parts`, :meth:`~Trainer.extra_state`,
 from __future__ import annotations
 
 import random
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,13 +48,12 @@ from llm_marl.baselines.rollout import Node, RolloutStats, TreeSettings, rollout
 from llm_marl.baselines.run_config import CONFIG_FILE, check_resumable, dump_config, saved_settings
 from llm_marl.baselines.run_log import (
     METRICS_FILE,
-    PLOT_FILE,
-    SAMPLES_FILE,
     RunLog,
     read_metrics,
     write_atomically,
 )
 from llm_marl.baselines.tasks import TaskOrder
+from llm_marl.baselines.team_setup import build_team, check_agents, clear_run_folder
 from llm_marl.baselines.update import (
     LossSettings,
     LossStats,
@@ -64,19 +62,13 @@ from llm_marl.baselines.update import (
     optimizer_step,
 )
 from llm_marl.env_protocol import TextParallelEnv, env_num_turns
-from llm_marl.models import LoRASettings, SamplingConfig, Team, load_policy
-from llm_marl.models.team import MANIFEST as TEAM_MANIFEST
-from llm_marl.models.team import read_manifest
+from llm_marl.models import SamplingConfig, Team
 
 __all__ = ["TrainResult", "Trainer"]
 
 CHECKPOINTS = "checkpoints"
 #: Characters of a prompt kept in ``samples.jsonl`` (its end, where the instruction is).
 SAMPLE_PROMPT_CHARS = 600
-#: What a run folder may hold; ``--overwrite`` refuses to delete a folder with anything else.
-RUN_ENTRIES = frozenset(
-    {CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, PLOT_FILE, CHECKPOINTS, "tensorboard"}
-)
 
 
 @dataclass(frozen=True)
@@ -135,8 +127,11 @@ class Trainer:
         self.eval_env = eval_env
         if self.eval_env is None and config.eval_every:
             self.eval_env = self.make_env("test")
-        self.team = team if team is not None else self._build_team()
-        _check_agents(self.team, self.env)
+        if team is None:
+            saved_team = self._resume_from / TEAM_DIR if self._resume_from is not None else None
+            team = build_team(config, list(self.env.possible_agents), saved_team)
+        check_agents(team, self.env)
+        self.team = team
         self.horizon = env_num_turns(self.env, config.num_turns)
         self.setup_extras()
         self.estimator = self.make_estimator()
@@ -232,26 +227,6 @@ class Trainer:
             kwargs["split"] = split
         return llm_marl.make(self.config.env, **kwargs)
 
-    def _build_team(self) -> Team:
-        config = self.config
-        _check_saved_team_model(config)
-        saved = self._resume_from / TEAM_DIR if self._resume_from is not None else None
-        full_with_kl = not config.lora and config.kl_beta > 0
-        if saved is not None and not full_with_kl:
-            return load_policy(saved, dtype=config.dtype, device=config.device)
-        lora = LoRASettings(r=config.lora_r, alpha=config.lora_alpha) if config.lora else None
-        team = load_policy(
-            config.model,
-            agents=list(self.env.possible_agents),
-            lora=lora,
-            keep_reference=full_with_kl,  # the KL reference of full fine-tuning: a frozen copy
-            dtype=config.dtype,
-            device=config.device,
-        )
-        if saved is not None:  # the trained weights, the reference stays the initial model
-            _copy_trainable(load_policy(saved, dtype=config.dtype, device=config.device), team)
-        return team
-
     def _checkpoint_to_resume(self, saved: Mapping[str, Any] | None) -> Path | None:
         """The checkpoint to resume from; refuses to mix a new run into an old folder."""
         config, checkpoints = self.config, self.run_dir / CHECKPOINTS
@@ -307,7 +282,7 @@ class Trainer:
 
         config = self.config
         if config.overwrite and self._resume_from is None:
-            _clear_run_folder(self.run_dir)
+            clear_run_folder(self.run_dir)
         log = RunLog(self.run_dir, keep_until_step=self.step)
         write_atomically(self.run_dir / CONFIG_FILE, dump_config(config))
         checkpoint = latest_checkpoint(self.run_dir / CHECKPOINTS, self.extra_parts())
@@ -437,63 +412,10 @@ class Trainer:
         )
 
 
-def _clear_run_folder(run_dir: Path) -> None:
-    """Delete a previous run's outputs (``--overwrite``); refuse a folder holding other files."""
-    if not run_dir.exists():
-        return
-    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_ENTRIES)
-    if foreign:
-        raise FileExistsError(
-            f"--overwrite: {run_dir} holds files that are not a run's outputs ({foreign[:5]}); "
-            "it was left untouched: pick another --run-name or --output-dir"
-        )
-    shutil.rmtree(run_dir)
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _check_saved_team_model(config: TrainConfig) -> None:
-    """A saved team as ``--model`` keeps its own adapters: refuse options it cannot honour."""
-    manifest_file = Path(config.model).expanduser() / TEAM_MANIFEST
-    if not manifest_file.is_file():
-        return
-    manifest = read_manifest(manifest_file.parent)
-    lora = manifest.get("lora") or {}
-    wanted = {"lora": config.lora, "lora_r": config.lora_r, "lora_alpha": config.lora_alpha}
-    saved = {"lora": bool(lora), "lora_r": lora.get("r", config.lora_r)}
-    saved["lora_alpha"] = lora.get("alpha", config.lora_alpha)
-    clashes = [
-        f"{k}={wanted[k]!r} (the team has {saved[k]!r})" for k in wanted if wanted[k] != saved[k]
-    ]
-    if not lora and config.kl_beta > 0:
-        clashes.append("kl_beta > 0 (a saved full-weights team has no frozen reference)")
-    if clashes:
-        raise ValueError(
-            f"--model {config.model} is a saved team, which keeps its own settings: "
-            + "; ".join(clashes)
-        )
-
-
-def _copy_trainable(source: Team, target: Team) -> None:
-    with torch.no_grad():
-        for agent in target.agents:
-            pairs = zip(
-                target.trainable_parameters(agent), source.trainable_parameters(agent), strict=True
-            )
-            for mine, theirs in pairs:
-                mine.copy_(theirs.to(mine.device))
-
-
-def _check_agents(team: Team, env: ParallelEnv[Any, Any, Any]) -> None:
-    if sorted(team.agents) != sorted(env.possible_agents):
-        raise ValueError(
-            f"the team's agents {list(team.agents)} differ from the env's "
-            f"{list(env.possible_agents)}: build the team with agents=env.possible_agents"
-        )
 
 
 def _due(step: int, every: int, last: int) -> bool:
