@@ -221,7 +221,11 @@ class MAREINFORCEConfig(MAGRPOConfig):
     algo: ClassVar[str] = "mareinforce"
 
     advantage: str = "raw"
-    """Group baseline: ``raw`` (none) for MA-REINFORCE; ``mean``, ``rloo``, ``max`` allowed."""
+    """Group baseline: ``raw`` (none); any other is another algorithm (magrpo, marloo)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_preset(self, "raw")
 
 
 @dataclass
@@ -231,7 +235,11 @@ class MARLOOConfig(MAGRPOConfig):
     algo: ClassVar[str] = "marloo"
 
     advantage: str = "rloo"
-    """Group baseline: ``rloo`` (leave one out) for MARLOO; ``mean``, ``max``, ``raw`` allowed."""
+    """Group baseline: ``rloo`` (leave one out); any other is another algorithm (magrpo)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_preset(self, "rloo")
 
 
 @dataclass
@@ -367,6 +375,15 @@ def _check_types(config: TrainConfig) -> None:
             isinstance(value, str) or (value is None and kind.endswith("None"))
         ):
             raise TypeError(f"{item.name} must be a string, got {value!r}")
+
+
+def _check_preset(config: TrainConfig, advantage: str) -> None:
+    """A preset is its baseline: another one would log a different algorithm under its name."""
+    if config.advantage != advantage:
+        raise ValueError(
+            f"{config.algo} is MAGRPO with advantage={advantage!r}; for advantage="
+            f"{config.advantage!r} use --algo magrpo"
+        )
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:

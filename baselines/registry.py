@@ -53,8 +53,9 @@ class AlgorithmSpec:
     name: str
     config_class: type[TrainConfig]
     """The dataclass of its settings (``config_class.algo == name``); the CLI is built from it."""
-    trainer: str
-    """``"package.module:TrainerClass"``, imported on first use (it may import torch)."""
+    trainer: str | type
+    """``"package.module:TrainerClass"``, imported on first use (it may import torch); or, when
+    registering in-process (a script, a notebook), the trainer class itself."""
     summary: str = ""
     """One line for ``llm-marl algos``; default: the first line of the config's docstring."""
 
@@ -73,20 +74,28 @@ class AlgorithmSpec:
                 f"{self.config_class.__name__}.algo is {self.config_class.algo!r}, not "
                 f"{self.name!r}: set `algo: ClassVar[str] = {self.name!r}` on the config class"
             )
-        if not isinstance(self.trainer, str) or ":" not in self.trainer:
-            raise ValueError(f"trainer must be 'module:Class', got {self.trainer!r}")
+        if not isinstance(self.trainer, type) and (
+            not isinstance(self.trainer, str) or ":" not in self.trainer
+        ):
+            raise ValueError(f"trainer must be 'module:Class' or a class, got {self.trainer!r}")
         if not self.summary:
             doc = (self.config_class.__doc__ or "").strip().splitlines()
             object.__setattr__(self, "summary", doc[0] if doc else "")
 
     def trainer_class(self) -> Any:
         """The trainer class (imports its module, and so torch)."""
-        module_name, _, name = self.trainer.partition(":")
-        trainer = getattr(importlib.import_module(module_name), name)
-        if getattr(trainer, "config_class", None) is not self.config_class:
+        trainer = self.trainer
+        if isinstance(trainer, str):
+            module_name, _, name = trainer.partition(":")
+            trainer = getattr(importlib.import_module(module_name), name)
+        found = getattr(trainer, "config_class", None)
+        if found is not self.config_class:
             raise TypeError(
-                f"{self.trainer}.config_class is not {self.config_class.__name__} "
-                f"(algorithm {self.name!r})"
+                f"{trainer!r}.config_class is {found!r}, not the registered "
+                f"{self.config_class.__module__}.{self.config_class.__qualname__} (algorithm "
+                f"{self.name!r}); when the two share a name, the module was imported twice "
+                "(a script importing itself): register from a separate file, or pass the "
+                "trainer class itself"
             )
         return trainer
 
@@ -136,12 +145,13 @@ _REGISTRY = _Registry()
 def register_algorithm(
     name: str,
     config_class: type[TrainConfig],
-    trainer: str,
+    trainer: str | type,
     *,
     summary: str = "",
     override: bool = False,
 ) -> AlgorithmSpec:
-    """Register algorithm ``name``: its config dataclass and ``"module:TrainerClass"``.
+    """Register algorithm ``name``: its config dataclass and ``"module:TrainerClass"`` (or the
+    trainer class itself, in-process).
 
     ``override=True`` replaces an existing entry. The algorithm then appears in
     ``llm-marl algos`` and ``llm-marl train --algo`` (for an outside package, register it

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -51,8 +52,35 @@ def test_register_algorithm_checks_its_input() -> None:
         register_algorithm("magrpo", MAGRPOConfig, "llm_marl.baselines.magrpo:MAGRPOTrainer")
     with pytest.raises(ValueError, match=r"MAGRPOConfig.algo is 'magrpo', not 'other'"):
         AlgorithmSpec("other", MAGRPOConfig, "llm_marl.baselines.magrpo:MAGRPOTrainer")
-    with pytest.raises(ValueError, match="must be 'module:Class'"):
+    with pytest.raises(ValueError, match="must be 'module:Class' or a class"):
         AlgorithmSpec("magrpo", MAGRPOConfig, "llm_marl.baselines.magrpo")
+    with pytest.raises(TypeError, match="imported twice"):
+        AlgorithmSpec("magrpo", MAGRPOConfig, "llm_marl.baselines.grpo:GRPOTrainer").trainer_class()
+
+
+def test_an_in_process_algorithm_registers_its_class(fast: dict[str, Any]) -> None:
+    from llm_marl.baselines import MAGRPOTrainer
+
+    @dataclass
+    class MineConfig(MAGRPOConfig):
+        """Mine: MAGRPO under another name."""
+
+        algo: ClassVar[str] = "mine_test"
+
+    class MineTrainer(MAGRPOTrainer):
+        config_class = MineConfig
+
+    spec = register_algorithm("mine_test", MineConfig, MineTrainer, override=True)
+    assert algorithm("mine_test").trainer_class() is MineTrainer and spec.summary.startswith("Mine")
+    assert main(["train", "--algo", "mine_test", "--model", "tiny", "--env", "digits_v0",
+                 "--num-steps", "1", "--max-new-tokens", "4", "--no-progress",
+                 "--output-dir", fast["output_dir"]]) == 0  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "other"), [("mareinforce", "mean"), ("marloo", "raw")])
+def test_a_preset_refuses_another_baseline(name: str, other: str) -> None:
+    with pytest.raises(ValueError, match=f"{name} is MAGRPO with advantage="):
+        algorithm(name).config_class(advantage=other)
     with pytest.raises(TypeError, match="TrainConfig subclass"):
         AlgorithmSpec("magrpo", dict, "a:b")  # type: ignore[arg-type]
 
