@@ -225,8 +225,11 @@ def test_a_checkpoint_without_its_critic_is_not_complete(fast: dict[str, Any]) -
 
 
 @pytest.fixture
-def three_writers() -> None:
-    llm_marl.register("tldr3_v0", TLDR3Env, override=True)
+def three_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tldr3_v0`` registered for one test only (its id is close to ``tldr_v0``'s)."""
+    llm_marl.list_envs()  # the built-ins first, so the undo leaves them
+    spec = llm_marl.EnvSpec("tldr3_v0", TLDR3Env)
+    monkeypatch.setitem(llm_marl.registry._REGISTRY.specs, "tldr3_v0", spec)
 
 
 def test_a_three_agent_writing_env_passes_the_conformance_checks(three_writers: None) -> None:
