@@ -194,12 +194,11 @@ class ActorCriticTrainer(Trainer):
 
     config_class: ClassVar[type[TrainConfig]] = ActorCriticConfig
     config: ActorCriticConfig
-    critic_inputs: ClassVar[CriticInputs] = CriticInputs(central=False, q=False)
     critic: ValueCritic
 
     def inputs(self) -> CriticInputs:
-        """What each value function reads (from the config, by default the class's)."""
-        return self.critic_inputs
+        """What each value function reads; default: one V critic per agent, on its prompt."""
+        return CriticInputs(central=False, q=False)
 
     def env_options(self) -> dict[str, Any]:
         """Each agent's own reward when the returns are built from it."""

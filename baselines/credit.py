@@ -21,12 +21,7 @@ from typing import Any, ClassVar
 import torch
 
 from llm_marl.baselines.advantages import group_advantages, scale_by_group_std
-from llm_marl.baselines.returns import (
-    ReturnSettings,
-    backup_returns,
-    joint_reward,
-    remaining_turns,
-)
+from llm_marl.baselines.returns import ReturnSettings, backup_returns, unexpanded_return
 from llm_marl.baselines.rollout import Node
 from llm_marl.models import Completion
 
@@ -135,14 +130,5 @@ class ReMaxBaseline(CreditEstimator):
 
     def _greedy_return(self, node: Node, agent: str) -> float:
         assert node.greedy is not None
-        reward = joint_reward(node.greedy, agent, self.returns.reward)
-        gamma = self.returns.gamma
-        children = [j.child for j in node.joints if j.child is not None]
-        if node.greedy.done or not children:
-            weight = sum(gamma**k for k in range(remaining_turns(node, self.returns.horizon) + 1))
-            return reward * weight
-        child_values = [
-            sum(c.returns.get(agent, 0.0) for c in child.joints) / len(child.joints)
-            for child in children
-        ]
-        return reward + gamma * sum(child_values) / len(child_values)
+        expanded = [j for j in node.joints if j.child is not None]
+        return unexpanded_return(node, node.greedy, agent, self.returns, expanded)

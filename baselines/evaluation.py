@@ -16,8 +16,7 @@ from typing import Any
 
 from pettingzoo import ParallelEnv
 
-from llm_marl.baselines.tasks import listed_task_ids
-from llm_marl.env_protocol import observation_text, team_outcome
+from llm_marl.env_protocol import env_task_ids, observation_text, team_outcome
 from llm_marl.models import SamplingConfig, Team
 
 __all__ = ["evaluate", "evaluation_resets"]
@@ -25,7 +24,7 @@ __all__ = ["evaluate", "evaluation_resets"]
 
 def evaluation_resets(env: ParallelEnv[Any, Any, Any], num_tasks: int) -> list[dict[str, Any]]:
     """Reset arguments of the first ``num_tasks`` listed tasks (or seeds 0.. for other envs)."""
-    ids = listed_task_ids(env)
+    ids = env_task_ids(env)
     if ids is None:
         return [{"seed": i} for i in range(num_tasks)]
     return [{"seed": i, "options": {"task_id": t}} for i, t in enumerate(ids[:num_tasks])]

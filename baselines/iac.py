@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from llm_marl.baselines.actor_critic import ActorCriticTrainer, CriticInputs
+from llm_marl.baselines.actor_critic import ActorCriticTrainer
 from llm_marl.baselines.config import IACConfig, TrainConfig
 
 __all__ = ["IACConfig", "IACTrainer"]
@@ -20,4 +20,3 @@ class IACTrainer(ActorCriticTrainer):
     """One critic per agent, on its own prompt."""
 
     config_class: ClassVar[type[TrainConfig]] = IACConfig
-    critic_inputs: ClassVar[CriticInputs] = CriticInputs(central=False, q=False)

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from llm_marl.baselines.config import REWARD_SOURCES
 from llm_marl.baselines.rollout import Joint, Node
 
-__all__ = ["REWARD_SOURCES", "ReturnSettings", "backup_returns", "joint_reward"]
+__all__ = [
+    "REWARD_SOURCES",
+    "ReturnSettings",
+    "backup_returns",
+    "joint_reward",
+    "per_sample_mean",
+    "unexpanded_return",
+]
 
 
 @dataclass(frozen=True)
@@ -64,23 +71,26 @@ def _backup(node: Node, settings: ReturnSettings) -> None:
     for joint in node.joints:
         if joint.child is not None:
             continue
-        rewards = {a: joint_reward(joint, a, settings.reward) for a in node.agents}
-        if joint.done or not expanded:  # ended, or its node stopped early: reward held
-            weight = sum(gamma**k for k in range(remaining_turns(node, settings.horizon) + 1))
-            joint.returns = {a: rewards[a] * weight for a in node.agents}
-        else:  # pruned by expand_top_k: its siblings' continuation
-            joint.returns = {
-                a: rewards[a] + gamma * _sibling_value(expanded, a) for a in node.agents
-            }
+        joint.returns = {
+            a: unexpanded_return(node, joint, a, settings, expanded) for a in node.agents
+        }
     node.sample_returns = {
         agent: per_sample_mean(node, index, [j.returns[agent] for j in node.joints])
         for index, agent in enumerate(node.agents)
     }
 
 
-def remaining_turns(node: Node, horizon: int | None) -> int:
-    """Turns after ``node``'s within ``horizon`` (0 without one)."""
-    return max(0, horizon - 1 - node.turn) if horizon else 0
+def unexpanded_return(
+    node: Node, joint: Joint, agent: str, settings: ReturnSettings, expanded: Sequence[Joint]
+) -> float:
+    """The return of a joint action of ``node`` without a child, over the group's horizon:
+    its reward held for the remaining turns when it ended or ``node`` has no ``expanded``
+    joint actions, else its reward plus ``gamma`` times their mean continuation."""
+    reward = joint_reward(joint, agent, settings.reward)
+    if joint.done or not expanded:  # ended, or its node stopped early: reward held
+        remaining = max(0, settings.horizon - 1 - node.turn) if settings.horizon else 0
+        return reward * sum(settings.gamma**k for k in range(remaining + 1))
+    return reward + settings.gamma * _sibling_value(expanded, agent)  # pruned by expand_top_k
 
 
 def per_sample_mean(node: Node, agent_index: int, per_joint: Sequence[float]) -> list[float]:

@@ -159,32 +159,32 @@ def _node(turn: int, env: ParallelEnv[Any, Any, Any], observations: Mapping[str,
 def _sample(
     level: Sequence[Node], team: Team, sampling: SamplingConfig, stats: RolloutStats | None
 ) -> None:
-    requests = [(agent, node.prompts[agent]) for node in level for agent in node.agents]
-    start = time.perf_counter()
-    groups = iter(team.generate(requests, sampling))
-    for node in level:
-        node.samples = {agent: next(groups) for agent in node.agents}
-    if stats is not None:
-        stats.generation_seconds += time.perf_counter() - start
-        stats.generated_tokens += sum(
-            c.num_tokens for node in level for group in node.samples.values() for c in group
-        )
+    for node, samples in zip(level, _generate(level, team, sampling, stats), strict=True):
+        node.samples = samples
 
 
 def _sample_greedy(
     level: Sequence[Node], team: Team, sampling: SamplingConfig, stats: RolloutStats | None
 ) -> None:
     greedy = replace(sampling, num_samples=1, temperature=0.0)
+    for node, answers in zip(level, _generate(level, team, greedy, stats), strict=True):
+        node.greedy_samples = {agent: group[0] for agent, group in answers.items()}
+
+
+def _generate(
+    level: Sequence[Node], team: Team, sampling: SamplingConfig, stats: RolloutStats | None
+) -> list[dict[str, list[Completion]]]:
+    """Every live agent's completions at every node of ``level``, in one batched call."""
     requests = [(agent, node.prompts[agent]) for node in level for agent in node.agents]
     start = time.perf_counter()
-    answers = iter(team.generate(requests, greedy))
-    for node in level:
-        node.greedy_samples = {agent: next(answers)[0] for agent in node.agents}
+    groups = iter(team.generate(requests, sampling))
+    per_node = [{agent: next(groups) for agent in node.agents} for node in level]
     if stats is not None:
         stats.generation_seconds += time.perf_counter() - start
         stats.generated_tokens += sum(
-            c.num_tokens for node in level for c in node.greedy_samples.values()
+            c.num_tokens for samples in per_node for group in samples.values() for c in group
         )
+    return per_node
 
 
 def _score(node: Node, settings: TreeSettings) -> None:

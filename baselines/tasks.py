@@ -17,9 +17,8 @@ from llm_marl.env_protocol import env_task_ids
 __all__ = ["TaskOrder", "listed_task_ids"]
 
 
-def listed_task_ids(env: Any) -> list[str] | None:
-    """The env's task ids (``env.tasks[i].task_id``), or None when it does not list them."""
-    return env_task_ids(env)
+#: The env's task ids, or None when it does not list them (kept under its old name).
+listed_task_ids = env_task_ids
 
 
 class TaskOrder:
@@ -27,7 +26,7 @@ class TaskOrder:
 
     def __init__(self, env: Any, seed: int) -> None:
         self.seed = seed
-        self.task_ids = listed_task_ids(env)
+        self.task_ids = env_task_ids(env)
 
     def reset_kwargs(self, position: int) -> dict[str, Any]:
         """``env.reset`` keyword arguments for the task at ``position`` (0-based)."""

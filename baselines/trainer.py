@@ -285,7 +285,7 @@ class Trainer:
             clear_run_folder(self.run_dir)
         log = RunLog(self.run_dir, keep_until_step=self.step)
         write_atomically(self.run_dir / CONFIG_FILE, dump_config(config))
-        checkpoint = latest_checkpoint(self.run_dir / CHECKPOINTS, self.extra_parts())
+        checkpoint = self._resume_from  # the newest complete one; a new run has none
         bar = tqdm(
             total=config.num_steps,
             initial=self.step,
