@@ -92,18 +92,21 @@ def build_train_parser(config_class: type[TrainConfig]) -> argparse.ArgumentPars
         epilog="llm-marl algos lists every algorithm; --algo NAME --help shows its options.",
         argument_default=argparse.SUPPRESS,
     )
-    parser.add_argument("--algo", choices=list_algorithms(), metavar="ALGO", help=_algo_help())
+    parser.add_argument("--algo", metavar="ALGO", help=_algo_help())
     parser.add_argument("--config", metavar="YAML", help="read settings from a YAML file")
     docs, hints = field_docs(config_class), typing.get_type_hints(config_class)
     for item in dataclasses.fields(config_class):
         flag = "--" + item.name.replace("_", "-")
         default = _default(item)
-        help_text = f"{docs.get(item.name, '')} (default: {default!r})"
+        help_text = f"{docs.get(item.name, '')} (default: {default!r})".replace("``", "")
         if hints[item.name] is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
         else:
             parse, metavar = _converter(hints[item.name])
-            parser.add_argument(flag, type=parse, metavar=metavar, help=help_text)
+            choices = item.metadata.get("choices")
+            if choices:
+                metavar = "{" + ",".join(choices) + "}"
+            parser.add_argument(flag, type=parse, metavar=metavar, choices=choices, help=help_text)
     return parser
 
 
@@ -139,17 +142,13 @@ def resolve_train_args(
 ) -> tuple[str, TrainConfig, dict[str, Any] | None]:
     """The algorithm, its config and, when resuming, the saved run's settings (read once)."""
     first = argparse.ArgumentParser(prog="llm-marl train", add_help=False)
-    first.add_argument("--algo", choices=list_algorithms(), metavar="ALGO", help=_algo_help())
+    first.add_argument("--algo", metavar="ALGO", help=_algo_help())
     first.add_argument("--config")
     known, _ = first.parse_known_args(argv)
     from_file = read_config_file(known.config) if known.config else {}
     algo = known.algo or from_file.pop("algo", DEFAULT_ALGO)
     from_file.pop("algo", None)
-    if algo not in list_algorithms():
-        raise ValueError(
-            f"unknown algo {algo!r} in {known.config}; choose from {list_algorithms()}"
-        )
-    config_class = algorithm(algo).config_class
+    config_class = algorithm(algo).config_class  # an unknown name: a "did you mean" error
     parser = build_train_parser(config_class)
     given = vars(parser.parse_args(argv))
     given.pop("algo", None)

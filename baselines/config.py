@@ -78,11 +78,11 @@ class TrainConfig:
     """Longest response in tokens."""
 
     # ------------------------------------------------------------------ objective
-    advantage: str = "mean"
+    advantage: str = field(default="mean", metadata={"choices": ADVANTAGE_MODES})
     """Group baseline: ``mean``, ``rloo`` (leave one out), ``max`` or ``raw`` (none)."""
     scale_by_std: bool = False
     """Divide advantages by the group's standard deviation (when it is not zero)."""
-    loss_aggregation: str = "sequence_sum"
+    loss_aggregation: str = field(default="sequence_sum", metadata={"choices": LOSS_AGGREGATIONS})
     """``sequence_sum`` (the paper: sum of token terms) or ``token_mean`` (mean per response)."""
     clip_epsilon: float = 0.0
     """PPO ratio clipping range; 0 turns clipping off (the paper's plain policy gradient)."""
@@ -206,7 +206,7 @@ class MAGRPOConfig(TrainConfig):
 
     algo: ClassVar[str] = "magrpo"
 
-    joint_mode: str = "aligned"
+    joint_mode: str = field(default="aligned", metadata={"choices": JOINT_MODES})
     """``aligned`` pairs sample g of every agent (G joint actions); ``cross`` scores all G^n."""
 
     def __post_init__(self) -> None:
@@ -277,7 +277,7 @@ class ActorCriticConfig(TrainConfig):
 
     algo: ClassVar[str] = "actor_critic"
 
-    critic_type: str = "v"
+    critic_type: str = field(default="v", metadata={"choices": CRITIC_TYPES})
     """``v``: the critic values the prompts; ``q`` (MAAC only): it also reads the joint answer."""
     critic_model: str | None = None
     """Model of the critic; none: a LoRA adapter and value head on the team's shared base
@@ -290,7 +290,7 @@ class ActorCriticConfig(TrainConfig):
     """GAE / TD(lambda) mixing over the turns of a multi-turn tree (1: Monte Carlo returns)."""
     critic_max_tokens: int = 1024
     """Longest critic input in tokens (each agent's part keeps its end)."""
-    reward: str = "team"
+    reward: str = field(default="team", metadata={"choices": REWARD_SOURCES})
     """Reward the returns are built from: ``team`` or ``own`` (each agent's env reward)."""
 
     def __post_init__(self) -> None:
@@ -332,7 +332,7 @@ class MAACConfig(ActorCriticConfig):
 
     algo: ClassVar[str] = "maac"
 
-    joint_mode: str = "aligned"
+    joint_mode: str = field(default="aligned", metadata={"choices": JOINT_MODES})
     """``aligned`` pairs sample g of every agent (G joint actions); ``cross`` scores all G^n."""
 
     def __post_init__(self) -> None:

@@ -264,3 +264,23 @@ def test_maac_trains_on_tldr_from_a_shell(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "(2 steps)" in done.stdout
+
+
+def test_the_command_line_names_close_algorithms_and_lists_choices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["train", "--algo", "magrop"]) == 2
+    assert "did you mean 'magrpo'?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--algo", "maac", "--help"])
+    shown = capsys.readouterr().out
+    assert "--critic-type {v,q}" in shown and "``" not in shown
+    with pytest.raises(SystemExit):
+        main(["train", "--algo", "maac", "--critic-type", "x"])
+    assert "invalid choice: 'x'" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_the_listing_quietly() -> None:
+    command = f"{sys.executable} -m llm_marl.cli algos --json | head -c 10"
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
+    assert done.stdout == "[\n  {\n    " and done.stderr == ""
