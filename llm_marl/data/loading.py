@@ -3,18 +3,29 @@
 The bundled samples are small sets the project wrote itself, stored as JSONL in the schema of
 the real data set they stand in for, so one record parser serves both. They load with the
 standard library alone; local files and hub ids go through HuggingFace ``datasets``
-(``pip install 'llm-marl[data]'``).
+(``pip install 'llm-marl[data]'``). A local file is checked first
+(:func:`~llm_marl.data.validation.check_data_file`, which lists the accepted formats), so a
+malformed one raises :class:`~llm_marl.data.validation.DataFileError` naming the file and line.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUNDLED", "LOCAL_FORMATS", "bundled_path", "load_records", "read_jsonl"]
+from llm_marl.data.validation import DataFileError, check_data_file, jsonl_records
+
+__all__ = [
+    "BUNDLED",
+    "LOCAL_FORMATS",
+    "SingleFileSplitWarning",
+    "bundled_path",
+    "load_records",
+    "read_jsonl",
+]
 
 #: The ``data`` value that selects the bundled sample of a task.
 BUNDLED = "bundled"
@@ -26,6 +37,14 @@ LOCAL_FORMATS: dict[str, str] = {
     ".parquet": "parquet",
     ".csv": "csv",
 }
+
+
+class SingleFileSplitWarning(UserWarning):
+    """A single local file was used as a split other than ``"train"``.
+
+    One file has no held-out part: an evaluation on it after training on it measures
+    training data. Give a folder with ``train.<suffix>`` and ``test.<suffix>`` instead.
+    """
 
 
 def bundled_path(task: str, split: str) -> Path:
@@ -40,20 +59,12 @@ def bundled_path(task: str, split: str) -> Path:
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSON-lines file (UTF-8, one object per line, blank lines skipped)."""
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from err
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{line_no}: expected a JSON object, got {record!r:.60}")
-            records.append(record)
-    return records
+    """Read a JSON-lines file (UTF-8, one object per line, blank lines skipped).
+
+    Raises :class:`~llm_marl.data.validation.DataFileError` (a ``ValueError``) naming the file
+    and line for text that is not UTF-8 and a line that is not one JSON object.
+    """
+    return [record for _, record in jsonl_records(path)]
 
 
 def load_records(
@@ -69,15 +80,27 @@ def load_records(
     (used as the requested split; ``.jsonl``, ``.json``, ``.parquet`` or ``.csv``), a local folder
     holding ``<split>.<suffix>``, or a hub data-set id such as ``"trl-lib/tldr"`` (honours
     ``HF_HUB_OFFLINE`` and the local ``datasets`` cache). ``limit`` keeps the first records.
+    A leading ``~`` is expanded in local paths, and ``$VAR``/``${VAR}`` in paths given as str.
+
+    Raises:
+        DataFileError: a malformed local file (a ``ValueError`` naming the file and line, see
+            :mod:`llm_marl.data.validation` for the accepted formats).
+        FileNotFoundError: a path (a string starting with ``.``, ``/``, ``~`` or ``$``, or
+            ending in a data suffix) that does not exist.
+
+    Warns:
+        SingleFileSplitWarning: a single local file used as a split other than ``"train"``
+            (an evaluation on it may be on training data).
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of records or None, got {limit}")
     if source is None or source == BUNDLED:
         records = read_jsonl(bundled_path(bundled, split))[:limit]
-    elif Path(source).exists():
-        records = _load_local(Path(source), split, limit)
+    elif (path := _expanded(source)).exists():
+        records = _load_local(path, split, limit)
     elif _looks_like_path(str(source)):
-        raise FileNotFoundError(f"no such file or folder: {str(source)!r}")
+        expanded = f" (expanded to {str(path)!r})" if str(path) != str(source) else ""
+        raise FileNotFoundError(f"no such file or folder: {str(source)!r}{expanded}")
     else:
         records = _load_hub(str(source), split, limit)
     if not records:
@@ -85,10 +108,18 @@ def load_records(
     return records
 
 
+def _expanded(source: str | os.PathLike[str]) -> Path:
+    """``source`` with ``~`` expanded, and environment variables when it is a str."""
+    text = os.fspath(source)
+    if isinstance(source, str):
+        text = os.path.expandvars(text)
+    return Path(text).expanduser()
+
+
 def _looks_like_path(source: str) -> bool:
     """True for strings meant as a path, so a mistyped path is not sent to the hub as an id."""
     return (
-        source.startswith((".", "/", "~"))
+        source.startswith((".", "/", "~", "$"))
         or source.count("/") > 1
         or Path(source).suffix.lower() in LOCAL_FORMATS
     )
@@ -121,9 +152,38 @@ def _load_local(path: Path, split: str, limit: int | None) -> list[dict[str, Any
             f"cannot read {str(file)!r}: unknown suffix {file.suffix!r}; "
             f"use one of {sorted(LOCAL_FORMATS)}"
         )
+    if file == path and split != "train":
+        _warn_single_file(file, split)
     datasets = _import_datasets(f"local file {str(file)!r}")
-    table = datasets.load_dataset(builder, data_files=str(file), split=_first_rows("train", limit))
+    check_data_file(file)
+    try:
+        table = datasets.load_dataset(
+            builder, data_files=str(file), split=_first_rows("train", limit)
+        )
+    except OSError:
+        raise  # the disk or the cache, not the file's content: the error names the path
+    except Exception as err:  # datasets wraps the cause; StopIteration must not escape
+        cause = err.__cause__ or err
+        said = " ".join(str(cause).split())  # pyarrow's messages span lines
+        raise DataFileError(
+            file,
+            f"HuggingFace datasets could not read it as {builder} ({type(cause).__name__}: "
+            f"{said}); check that the file is complete and in the format of its suffix "
+            "(see llm_marl.data.validation)",
+        ) from err
     return list(table.to_list())
+
+
+def _warn_single_file(file: Path, split: str) -> None:
+    """Warn that one file used as ``split`` (not "train") may be the training data too."""
+    warnings.warn(
+        f"the single data file {str(file)!r} is used as split {split!r}: one file has no "
+        "held-out part, so if you also train on it, evaluation would then be on training "
+        f"data; to give a separate test split, pass a folder holding train{file.suffix} "
+        f"and {split}{file.suffix}",
+        SingleFileSplitWarning,
+        stacklevel=4,  # the caller of load_records
+    )
 
 
 def _load_hub(dataset_id: str, split: str, limit: int | None) -> list[dict[str, Any]]:

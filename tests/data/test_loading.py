@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 import llm_marl
-from llm_marl.data import bundled_path, load_records, read_jsonl
+from llm_marl.data import SingleFileSplitWarning, bundled_path, load_records, read_jsonl
 
 TLDR_RECORD = {
     "prompt": "SUBREDDIT: r/cats\n\nTITLE: My cat [3 F] hides at night\n\nPOST: Every night "
@@ -125,3 +127,37 @@ def test_hub_id_offline_fails_with_guidance(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert "could not load split 'test' of the hub data set 'trl-lib/tldr'" in result.stdout
     assert "pass a local path" in result.stdout
+
+
+def test_single_file_as_test_split_warns_of_training_data(tmp_path: Path) -> None:
+    """A single file used as the test split warns (naming the file); train and folders do not."""
+    path = write_jsonl(tmp_path / "only.jsonl", [ARXIV_RECORD])
+    with pytest.warns(SingleFileSplitWarning, match=r"only\.jsonl.*training data.*folder"):
+        llm_marl.make("arxiv_v0", data=str(path), split="test")
+    write_jsonl(tmp_path / "train.jsonl", [ARXIV_RECORD])
+    write_jsonl(tmp_path / "test.jsonl", [ARXIV_RECORD])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SingleFileSplitWarning)
+        llm_marl.make("arxiv_v0", data=str(path))
+        llm_marl.make("arxiv_v0", data=tmp_path, split="test")
+    assert issubclass(SingleFileSplitWarning, UserWarning)
+
+
+def test_home_and_variables_are_expanded_in_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`~` is expanded in str and Path sources, `$VAR` in str sources; misses show both."""
+    write_jsonl(tmp_path / "mine.jsonl", [ARXIV_RECORD])
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("LLM_MARL_TEST_DATA", str(tmp_path))
+    monkeypatch.delenv("LLM_MARL_UNSET", raising=False)
+    for source in ("~/mine.jsonl", Path("~/mine.jsonl"), "$LLM_MARL_TEST_DATA/mine.jsonl"):
+        assert load_records(source, split="train", bundled="arxiv")[0]["article_id"] == "x-1"
+    assert llm_marl.make("arxiv_v0", data="~/mine.jsonl").tasks[0].task_id == "x-1"
+    expanded = re.escape(repr(str(tmp_path / "gone.jsonl")))
+    with pytest.raises(FileNotFoundError, match=rf"'~/gone\.jsonl' \(expanded to {expanded}\)"):
+        load_records("~/gone.jsonl", split="train", bundled="arxiv")
+    with pytest.raises(
+        FileNotFoundError, match=r"no such file or folder: '\$LLM_MARL_UNSET/a\.jsonl'$"
+    ):
+        load_records("$LLM_MARL_UNSET/a.jsonl", split="train", bundled="arxiv")
