@@ -162,6 +162,12 @@ class CodingEnv(CollaborativeTextEnv[CodingTask]):
             raise ValueError(
                 f"record {index} ({task_id}): its 'test' code does not parse: {err}"
             ) from err
+        if not tests:
+            raise ValueError(
+                f"record {index} ({task_id}) of {self.data_source}: its 'test' code's "
+                "check(candidate) has no assert, so the task would have 0 tests; add asserts "
+                "to check(candidate) or drop the record"
+            )
         return CodingTask(
             task_id=str(task_id) if task_id not in (None, "") else f"{split}-{index:05d}",
             prompt=fields["prompt"],

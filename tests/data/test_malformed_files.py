@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import llm_marl
-from llm_marl.data import DataFileError, load_records, read_jsonl
+from llm_marl.data import DataFileError, bundled_path, load_records, read_jsonl
 
 RECORD = {"article_id": "x-1", "abstract_text": "We study the things.", "token_count": 4}
 LINE = json.dumps(RECORD) + "\n"
@@ -141,3 +141,13 @@ def test_data_file_error_survives_pickling(tmp_path: Path) -> None:
     error = DataFileError(tmp_path / "a.jsonl", "not valid JSON; fix the line", 3)
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.path, copy.line) == (str(error), error.path, 3)
+
+
+def test_coding_record_without_asserts_is_refused(tmp_path: Path) -> None:
+    """A coding record whose check() asserts nothing is refused, naming the record."""
+    record = read_jsonl(bundled_path("coophumaneval", "test"))[0]
+    hollow = {**record, "task_id": "hollow", "test": "def check(candidate):\n    print(1)\n"}
+    path = tmp_path / "coding.jsonl"
+    path.write_text(json.dumps(record) + "\n" + json.dumps(hollow) + "\n", "utf-8")
+    with pytest.raises(ValueError, match=r"record 1 \(hollow\) of .*coding\.jsonl.* no assert"):
+        llm_marl.make("coophumaneval_v0", data=str(path))
