@@ -265,8 +265,10 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         """Start an episode on a task drawn with the env's seeded generator.
 
         ``options={"task_id": ...}`` picks the task instead; other option keys are ignored.
-        A failing reset (unknown task id, prompt too long) leaves the env as it was.
+        ``seed`` is a non-negative int (not a bool) or None; ``options`` a dict or None.
+        A failing reset (bad argument, unknown task id, prompt too long) leaves the env as it was.
         """
+        _check_reset_arguments(seed, options)
         rng, rng_seed = self.np_random, self.np_random_seed
         if seed is not None:
             rng, rng_seed = seeding.np_random(int(seed) if isinstance(seed, np.integer) else seed)
@@ -436,3 +438,19 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         else:
             info["individual_reward"] = float(outcome.individual[agent])
         return info
+
+
+def _check_reset_arguments(seed: Any, options: Any) -> None:
+    """Raise ``TypeError``/``ValueError`` for a ``reset`` seed or options of the wrong kind."""
+    if seed is not None:
+        if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer):
+            raise TypeError(
+                f"seed must be a non-negative int or None, got {type(seed).__name__} {seed!r}"
+            )
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative int or None, got {seed}")
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(
+            "options must be a dict such as {'task_id': env.tasks[0].task_id} or None, "
+            f"got {type(options).__name__} {options!r:.60}"
+        )

@@ -215,6 +215,31 @@ def test_failed_reset_and_step_leave_the_env_unchanged() -> None:
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"seed": True}, TypeError, "seed must be a non-negative int or None, got bool True"),
+        ({"seed": np.bool_(False)}, TypeError, "seed must be a non-negative int or None"),
+        ({"seed": 1.0}, TypeError, "seed must be a non-negative int or None, got float 1.0"),
+        ({"seed": "3"}, TypeError, "got str '3'"),
+        ({"seed": -1}, ValueError, "seed must be a non-negative int or None, got -1"),
+        ({"options": ["task_id"]}, TypeError, r"options must be a dict .* got list \['task_id'\]"),
+        ({"options": "task_id"}, TypeError, "options must be a dict"),
+    ],
+)
+def test_bad_reset_arguments_are_clear_errors_and_change_nothing(
+    kwargs: dict, error: type[Exception], message: str
+) -> None:
+    """reset() refuses a seed that is not an int (a bool included) and options not a dict."""
+    env = llm_marl.make("tldr_v0", num_turns=2)
+    env.reset(seed=0)
+    env.step(joint(env))
+    state = (env.task, env.history, list(env.agents), env.np_random.bit_generator.state)
+    with pytest.raises(error, match=message):
+        env.reset(**kwargs)
+    assert (env.task, env.history, list(env.agents), env.np_random.bit_generator.state) == state
+
+
+@pytest.mark.parametrize(
     ("text", "parts"),
     [
         (f"one\n{part_marker(2)}\ntwo", ["one", "two"]),
