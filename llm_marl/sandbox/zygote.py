@@ -246,6 +246,18 @@ def serve(sock_fd: int, base_uid: int, forced: str) -> None:
                 pass
 
 
+def _forget_ended(running: list[int]) -> None:
+    """Close the pidfds of supervisors that have exited (poll: any fd number)."""
+    if not running:
+        return
+    poller = select.poll()
+    for pidfd in running:
+        poller.register(pidfd, select.POLLIN)
+    for pidfd, _ in poller.poll(0):
+        running.remove(pidfd)
+        os.close(pidfd)
+
+
 def _serve(sock: socket.socket, mode: str, sock_fd: int, running: list[int]) -> None:
     while True:
         try:
@@ -254,10 +266,7 @@ def _serve(sock: socket.socket, mode: str, sock_fd: int, running: list[int]) -> 
             return
         if not message:
             return
-        if running:
-            for done in select.select(running, [], [], 0)[0]:
-                running.remove(done)
-                os.close(done)
+        _forget_ended(running)
         try:
             if not mode or len(fds) != 3:
                 raise OSError("no working isolation mode" if not mode else "expected 3 fds")
