@@ -62,8 +62,14 @@ How (see `zygote`, `harness`, `evaluator`, `wire`, `compiling`, `runner`):
 - Time: ``D`` gives the top-level code ``timeout_s`` and each test ``timeout_s`` (+0.5 s to
   kill a hung evaluator); the caller stops a step without progress after ``timeout_s + 1`` s and
   the whole run after ``STARTUP_S + (runnable tests + 1) * (timeout_s + TEST_SLACK_S)``.
-  Spawning is part of ``STARTUP_S``: at most half of it waiting for a turn on the zygote and
-  ``SPAWN_REPLY_S`` for its answer; a zygote that does not answer (stopped, stuck) is killed.
+  Spawning is part of ``STARTUP_S``: requests queue up on the zygote's socket (answers come
+  back by request id) and a caller waits at most ``SPAWN_SHARE`` of it; a zygote that answers
+  nothing for ``SPAWN_REPLY_S`` (stopped, stuck) is killed. The zygote runs 10 nice levels
+  above its programs where allowed (root), so busy programs do not starve spawning.
+- Load: one caller process runs at most ``MAX_RUNNING`` (16 per core) programs at once; more
+  wait their turn, first come first served, for up to ``QUEUE_S`` (then ``sandbox_error``),
+  and their time starts with the turn. Time limits are wall-clock: far more programs than
+  cores would make correct programs time out, a wrong verdict rather than a slow one.
 - Faults of the sandbox are never the program's: a zygote that is dead, stopped or cannot
   start, no fd or uid slot left, a coordinator cut short (it ends every run with a terminal
   record; without one the run was not finished) give status ``sandbox_error``, not

@@ -31,15 +31,27 @@ from llm_marl.sandbox.arguments import (
 from llm_marl.sandbox.compiling import compile_program, compile_test
 from llm_marl.sandbox.records import Records, sandbox_error, scrub, verdict
 from llm_marl.sandbox.result import Isolation, SandboxResult
-from llm_marl.sandbox.spawner import MAX_SLOTS, SpawnError, Zygote, slot_pool, zygote
+from llm_marl.sandbox.spawner import (
+    MAX_RUNNING,
+    MAX_SLOTS,
+    SpawnError,
+    Zygote,
+    running_turn,
+    slot_pool,
+    zygote,
+)
 
 OUTPUT_LIMIT = 8192
 """Bytes of stdout+stderr kept in `SandboxResult.output`; the rest is read and dropped."""
 RECORD_LIMIT = 1 << 20  # bytes of result records kept (at least 2 KiB per test: one record each)
 STARTUP_S = 10.0
-"""Grace for spawning and isolating one program, on top of the program's own time: half of it
-at most waiting for a turn on the zygote, ``spawner.SPAWN_REPLY_S`` for its answer, the rest
-for the program's coordinator to start."""
+"""Grace for spawning and isolating one program, on top of the program's own time: at most
+`SPAWN_SHARE` of it waiting for the zygote's answer (requests queue up behind each other),
+the rest for the program's coordinator to start."""
+SPAWN_SHARE = 0.7
+QUEUE_S = 120.0
+"""Longest wait for a turn to run (`spawner.MAX_RUNNING` programs run at once): on top of
+the bound of `run_tests`, which counts from the turn."""
 TEST_SLACK_S = 1.0  # per step (load, each test), on top of timeout_s, before the backstop fires
 MAX_PAYLOAD = 64 << 20
 FILE_BYTES = 16 << 20  # RLIMIT_FSIZE: largest file a program may write
@@ -153,10 +165,23 @@ def _prepare(
 def _run(job: _Job | SandboxResult) -> SandboxResult:
     if isinstance(job, SandboxResult):
         return job
-    result = _attempt(job, time.monotonic())
+    result = _admitted(job)
     if result.status == "sandbox_error":  # once: a fault that persists is reported
-        result = _attempt(job, time.monotonic())
+        result = _admitted(job)
     return result
+
+
+def _admitted(job: _Job) -> SandboxResult:
+    """One attempt once a turn is free (at most ``MAX_RUNNING`` at once, see `spawner`);
+    its time starts then. Waiting longer than `QUEUE_S` is a ``sandbox_error``."""
+    turn = running_turn()
+    if not turn.acquire(timeout=QUEUE_S):
+        message = f"the sandbox is too busy: no turn in {QUEUE_S:g} s ({MAX_RUNNING} running)"
+        return sandbox_error(message, len(job.tests))
+    try:
+        return _attempt(job, time.monotonic())
+    finally:
+        turn.release()
 
 
 def _run_kept(job: _Job | SandboxResult) -> SandboxResult:
@@ -241,8 +266,8 @@ def _supervise(job: _Job, spawner: Zygote, held: _Held, start: float) -> Sandbox
     payload_r, payload_w = held.pipe()
     result_r, result_w = held.pipe()
     output_r, output_w = held.pipe()
-    turn_by = start + STARTUP_S / 2
-    held.pidfd = spawner.spawn(request, [payload_r, result_w, output_w], turn_by)
+    spawned_by = start + SPAWN_SHARE * STARTUP_S
+    held.pidfd = spawner.spawn(request, [payload_r, result_w, output_w], spawned_by)
     held.close(payload_r, result_w, output_w)
     records = Records(len(job.tests))
     timing = _Timing(start, job.timeout_s, steps)

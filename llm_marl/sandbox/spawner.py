@@ -4,17 +4,24 @@ This module holds the only process-wide state of the sandbox, because what it ma
 process-wide: one zygote process (started on first use, restarted if it dies, stops answering
 or after a fork of the caller) and the uid slots this process holds.
 
-Spawning is bounded in time: a caller waits at most until its deadline for its turn on the
-zygote's socket, and the zygote gets `SPAWN_REPLY_S` to answer; a zygote that does not (stopped,
-stuck, gone) is killed and replaced by the next call, and the spawn fails with `SpawnError`.
+Spawning is pipelined and bounded in time: callers queue their requests on the zygote's
+socket without waiting for each other, and one reader thread hands each answer to its caller
+(by request id). A caller gives up at its deadline (the zygote is busy: its request is
+abandoned and the program, if spawned later, killed at once); a zygote that answers nothing for
+`SPAWN_REPLY_S` while requests wait (stopped, stuck) or is gone is killed and replaced by the
+next call. Either way the spawn fails with `SpawnError`.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import fcntl
+import itertools
 import marshal
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +29,7 @@ import tempfile
 import threading
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +53,8 @@ ENVIRONMENT = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "
 MODE_ENV = "LLM_MARL_SANDBOX_MODE"
 """Optional: force one mode (``root``, ``userns``, ``none``) instead of the strongest one."""
 SPAWN_REPLY_S = 3.0
-"""How long the zygote may take to answer one spawn request (a fork: milliseconds) before it
-is taken for stopped or stuck, killed and replaced."""
+"""How long the zygote may go without answering any request while some wait (each answer is a
+fork: milliseconds) before it is taken for stopped or stuck, killed and replaced."""
 ZYGOTE_START_S = 60.0  # a fresh interpreter, the imports and the isolation probes
 
 
@@ -91,6 +99,11 @@ class SlotPool:
         """Make ``uid`` (no process of it is left) available to this process's next run."""
         with self._lock:
             self._free.append(uid)
+
+    def held(self) -> int:
+        """Slots this process has taken so far (each keeps one lock fd open)."""
+        with self._lock:
+            return len(self._held)
 
     def in_use(self) -> int:
         """Slots this process holds for running programs (or never reuses: a process of the
@@ -138,8 +151,52 @@ def _isolation(report: dict[str, Any]) -> Isolation:
     )
 
 
+class Turns:
+    """At most ``limit`` holders at once; waiters are served first come, first served (a
+    plain semaphore lets some threads wait far longer than others)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit, self._running = limit, 0
+        self._queue: collections.deque[threading.Event] = collections.deque()
+        self._lock = threading.Lock()
+
+    def acquire(self, timeout: float) -> bool:
+        """Take a turn, waiting at most ``timeout`` seconds; False if none came."""
+        with self._lock:
+            if self._running < self._limit and not self._queue:
+                self._running += 1
+                return True
+            turn = threading.Event()
+            self._queue.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._lock:
+            if turn.is_set():  # handed over just now
+                return True
+            self._queue.remove(turn)
+            return False
+
+    def release(self) -> None:
+        """Give the turn back: to the longest waiter, if any."""
+        with self._lock:
+            if self._queue:
+                self._queue.popleft().set()
+            else:
+                self._running -= 1
+
+
+@dataclass
+class _Pending:
+    """One spawn request waiting for the zygote's answer."""
+
+    answered: threading.Event = field(default_factory=threading.Event)
+    message: str = ""
+    pidfd: int = -1
+
+
 class Zygote:
-    """A running zygote process and the socket that asks it to spawn programs."""
+    """A running zygote process, the socket that asks it to spawn programs, and the thread that
+    reads its answers."""
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -167,10 +224,13 @@ class Zygote:
         )
         theirs.close()
         self._socket = ours
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _pending, _ids, _answered_at
+        self._pending: dict[int, _Pending] = {}
+        self._ids = itertools.count()
+        self._answered_at = time.monotonic()
         self.owner_pid = os.getpid()
         self.broken = False
-        """Set when the zygote failed to answer: it is killed and never used again."""
+        """Set when the zygote failed or went away: it is killed and never used again."""
         ours.settimeout(ZYGOTE_START_S)
         try:
             report = marshal.loads(ours.recv(1 << 16))
@@ -179,7 +239,9 @@ class Zygote:
             why = self.stderr() or f"exit status {self.process.poll()}"
             self.close()
             raise SpawnError(f"the sandbox zygote did not start: {why}") from error
+        ours.settimeout(None)
         self.isolation = _isolation(report)
+        threading.Thread(target=self._read_answers, name="sandbox-zygote", daemon=True).start()
         if self.isolation.mode not in ("root", "userns"):
             warnings.warn(
                 f"llm_marl.sandbox runs programs WITHOUT namespaces (mode "
@@ -205,33 +267,91 @@ class Zygote:
     def spawn(self, request: dict[str, Any], fds: list[int], deadline: float) -> int:
         """Start one program; returns a pidfd of its supervisor (owned by the caller).
 
-        Waits for the socket until ``deadline`` (``time.monotonic()``), then gives the zygote
-        `SPAWN_REPLY_S` to answer. Raises `SpawnError`: refused, too busy, or the zygote is
-        gone or does not answer (then it is killed, and `zygote` starts a new one).
+        Waits for the answer until ``deadline`` (``time.monotonic()``). Raises `SpawnError`:
+        refused, too busy, or the zygote is gone or answers nothing for `SPAWN_REPLY_S` (then
+        it is killed, and `zygote` starts a new one).
         """
-        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise SpawnError("the sandbox is too busy: no turn to spawn before the deadline")
-        try:
+        pending = _Pending()
+        with self._lock:
             if not self.alive():
                 raise SpawnError("the sandbox zygote is gone")
+            tag = next(self._ids)
+            if not self._pending:
+                self._answered_at = time.monotonic()  # the silence starts with the first wait
+            self._pending[tag] = pending
+        try:
+            self._send(marshal.dumps({**request, "id": tag}), fds, deadline)
+        except SpawnError:
+            self._abandon(tag)
+            raise
+        while not pending.answered.wait(max(0.0, min(0.2, deadline - time.monotonic()))):
+            self._check_answering()
+            if time.monotonic() >= deadline and self._abandon(tag):
+                raise SpawnError("the sandbox is too busy: not spawned before the deadline")
+        if pending.pidfd < 0:
+            raise SpawnError(f"the sandbox zygote {pending.message}")
+        return pending.pidfd
+
+    def _send(self, message: bytes, fds: list[int], deadline: float) -> None:
+        """Queue one request; the socket holds only a few, so wait for room until
+        ``deadline`` (poll: the socket is writable once the zygote took one)."""
+        poller = select.poll()
+        poller.register(self._socket.fileno(), select.POLLOUT)
+        while True:
             try:
-                self._socket.settimeout(SPAWN_REPLY_S)
-                socket.send_fds(self._socket, [marshal.dumps(request)], fds)
-                message, received, _, _ = socket.recv_fds(self._socket, 4096, 1)
-            except OSError as error:  # timeout included: the next answer would be out of step
+                socket.send_fds(self._socket, [message], fds, socket.MSG_DONTWAIT)
+                return
+            except BlockingIOError:
+                pass
+            except OSError as error:
                 self.kill()
-                what = "did not answer in time" if isinstance(error, TimeoutError) else "is gone"
-                raise SpawnError(f"the sandbox zygote {what} ({error!r})") from None
-            if not message:
-                self.kill()
-                raise SpawnError("the sandbox zygote closed its socket")
-        finally:
-            self._lock.release()
-        if message != b"ok" or len(received) != 1:
-            for fd in received:
-                os.close(fd)
-            raise SpawnError(f"the sandbox zygote refused: {message.decode('utf-8', 'replace')}")
-        return received[0]
+                raise SpawnError(f"the sandbox zygote is gone ({error})") from None
+            self._check_answering()
+            if time.monotonic() >= deadline:
+                raise SpawnError("the sandbox is too busy: no room for the request in time")
+            poller.poll(50)
+
+    def _check_answering(self) -> None:
+        """Kill the zygote and raise `SpawnError` if it answered nothing for too long."""
+        if time.monotonic() - self._answered_at > SPAWN_REPLY_S:
+            self.kill()
+            raise SpawnError(f"the sandbox zygote answered nothing for {SPAWN_REPLY_S:g} s")
+
+    def _abandon(self, tag: int) -> bool:
+        """Forget request ``tag`` (its program is killed if it comes); False if answered."""
+        with self._lock:
+            return self._pending.pop(tag, None) is not None
+
+    def _read_answers(self) -> None:
+        """The reader thread: hand each answer to its waiting caller until the socket ends."""
+        try:
+            while True:
+                message, fds, _, _ = socket.recv_fds(self._socket, 4096, 1)
+                if not message:
+                    break
+                with self._lock:
+                    self._answered_at = time.monotonic()
+                    try:
+                        tag, text = marshal.loads(message)
+                    except (EOFError, ValueError, TypeError):
+                        tag, text = -1, "sent a malformed answer"
+                    pending = self._pending.pop(tag, None)
+                if pending is None or text != "ok" or len(fds) != 1:
+                    _kill_all(fds)  # abandoned (its caller gave up), refused or malformed
+                    if pending is not None:
+                        pending.message = "refused: " + str(text)
+                        pending.answered.set()
+                    continue
+                pending.pidfd = fds[0]
+                pending.answered.set()
+        except OSError:
+            pass
+        self.broken = True
+        with self._lock:
+            waiting, self._pending = list(self._pending.values()), {}
+        for pending in waiting:
+            pending.message = "is gone"
+            pending.answered.set()
 
     def kill(self) -> None:
         """Mark broken and SIGKILL the zygote (its supervisors, and so programs, die with it)."""
@@ -240,10 +360,15 @@ class Zygote:
             self.process.kill()
 
     def close(self) -> None:
-        """Close the socket (the zygote then kills its supervisors) and wait for its exit."""
-        self._socket.close()
-        if self.owner_pid != os.getpid():
+        """End the connection (the zygote then kills its supervisors) and wait for its exit."""
+        if self.owner_pid != os.getpid():  # inherited by a fork: the parent's to end
+            self._socket.close()
             return
+        try:
+            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the reader thread too
+        except OSError:
+            pass
+        self._socket.close()
         try:
             self.process.wait(timeout=0 if self.broken else 5)
         except subprocess.TimeoutExpired:
@@ -252,9 +377,24 @@ class Zygote:
         self._stderr.close()
 
 
+def _kill_all(pidfds: list[int]) -> None:
+    """SIGKILL and close supervisors nobody waits for."""
+    for pidfd in pidfds:
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+        os.close(pidfd)
+
+
 _state_lock = threading.Lock()
 _current: list[Zygote] = []  # at most one: the zygote of this process
 _pools: list[SlotPool] = []  # at most one: the uid slots of this process
+_turns: list[tuple[int, Turns]] = []  # at most one: (owner pid, this process's turns)
+MAX_RUNNING = min(MAX_SLOTS // 2, 16 * (os.cpu_count() or 1))
+"""Programs one caller process runs at once; more wait their turn (`running_turn`). Their
+time limits are wall-clock, so a program must get the CPU it would get on a quiet machine:
+far more programs than cores would time out correct ones (wrong verdicts, not slowness)."""
 
 
 def slot_pool() -> SlotPool:
@@ -265,6 +405,16 @@ def slot_pool() -> SlotPool:
         if not _pools:
             _pools.append(SlotPool(Path(tempfile.gettempdir()) / "llm-marl-sandbox-uids"))
         return _pools[0]
+
+
+def running_turn() -> Turns:
+    """This process's `MAX_RUNNING` program turns (a forked child gets its own)."""
+    with _state_lock:
+        if _turns and _turns[0][0] != os.getpid():
+            _turns.pop()
+        if not _turns:
+            _turns.append((os.getpid(), Turns(MAX_RUNNING)))
+        return _turns[0][1]
 
 
 def zygote() -> Zygote:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from conftest import descendants, own_sandbox_processes, sandbox_uid_processes
 
 from llm_marl.sandbox import isolation, run_tests
-from llm_marl.sandbox.spawner import SlotPool
+from llm_marl.sandbox.spawner import SlotPool, Turns
 
 pytestmark = pytest.mark.usefixtures("clean_host")
 HOSTILE = [
@@ -99,3 +100,29 @@ def test_uid_slots_are_never_shared_between_processes(tmp_path: Path) -> None:
         other.kill()
         other.wait()
     assert len(theirs) == len(mine) == 8 and not theirs & mine
+
+
+def test_turns_are_first_come_first_served_and_bounded() -> None:
+    """At most `limit` run at once; a freed turn goes to the longest waiter; a wait that
+    times out leaves the queue."""
+    turns = Turns(1)
+    assert turns.acquire(0)
+    order: list[int] = []
+
+    def wait(k: int) -> None:
+        assert turns.acquire(10)
+        order.append(k)
+        time.sleep(0.01)
+        turns.release()
+
+    workers = []
+    for k in range(5):
+        workers.append(threading.Thread(target=wait, args=(k,)))
+        workers[-1].start()
+        time.sleep(0.05)  # queued in order 0..4
+    assert not turns.acquire(0.05)  # still busy: this wait gives up
+    turns.release()
+    for worker in workers:
+        worker.join()
+    assert order == [0, 1, 2, 3, 4]
+    assert turns.acquire(0) and not turns.acquire(0)
