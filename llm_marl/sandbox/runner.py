@@ -100,9 +100,11 @@ def run_tests(
     HumanEval prompt's helpers and the `split_check` prefix ``candidate = <entry_point>``):
     its names win over builtins, which win over the program's. ``timeout_s`` bounds the
     program's top-level code and each test's wall time; one attempt is bounded by
-    ``STARTUP_S + (runnable tests + 1) * (timeout_s + TEST_SLACK_S)``, and a run the sandbox
-    itself failed (status ``sandbox_error``: a dead, stopped or busy zygote, no fds left, a
-    coordinator cut short) is retried once, on a fresh zygote if needed. ``memory_mb`` is the
+    ``STARTUP_S + (runnable tests + 1) * (timeout_s + TEST_SLACK_S)`` from its turn (at most
+    ``MAX_RUNNING`` programs of this process run at once; a turn comes within `QUEUE_S`, else
+    the result is a ``sandbox_error``), and a run the sandbox itself failed (status
+    ``sandbox_error``: a dead, stopped or busy zygote, no fds left, a coordinator cut short)
+    is retried once, on a fresh zygote if needed. ``memory_mb`` is the
     address-space limit of every process of the program. Raises TypeError or ValueError for
     bad arguments (a context that does not parse included), never for anything the program
     does, and never for a fault of the sandbox (that is a ``sandbox_error`` result).
