@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from llm_marl.sandbox import SandboxResult, isolation, run_tests
-from llm_marl.sandbox.spawner import slot_pool, zygote
+from llm_marl.sandbox.capacity import slot_pool
+from llm_marl.sandbox.spawner import zygote
 
 TESTS = ["assert f(1) == 2", "assert f(3) == 6"]
 KINDS: dict[str, tuple[str, tuple[str, tuple[bool, ...]]]] = {

@@ -28,18 +28,11 @@ from llm_marl.sandbox.arguments import (
     check_program,
     check_tests,
 )
+from llm_marl.sandbox.capacity import MAX_RUNNING, MAX_SLOTS, SlotsBusy, running_turn, slot_pool
 from llm_marl.sandbox.compiling import compile_program, compile_test
 from llm_marl.sandbox.records import Records, sandbox_error, scrub, verdict
 from llm_marl.sandbox.result import Isolation, SandboxResult
-from llm_marl.sandbox.spawner import (
-    MAX_RUNNING,
-    MAX_SLOTS,
-    SpawnError,
-    Zygote,
-    running_turn,
-    slot_pool,
-    zygote,
-)
+from llm_marl.sandbox.spawner import SpawnError, Zygote, zygote
 
 OUTPUT_LIMIT = 8192
 """Bytes of stdout+stderr kept in `SandboxResult.output`; the rest is read and dropped."""
@@ -50,7 +43,7 @@ STARTUP_S = 10.0
 the rest for the program's coordinator to start."""
 SPAWN_SHARE = 0.7
 QUEUE_S = 120.0
-"""Longest wait for a turn to run (`spawner.MAX_RUNNING` programs run at once): on top of
+"""Longest wait for a turn to run (`capacity.MAX_RUNNING` programs run at once): on top of
 the bound of `run_tests`, which counts from the turn."""
 TEST_SLACK_S = 1.0  # per step (load, each test), on top of timeout_s, before the backstop fires
 MAX_PAYLOAD = 64 << 20
@@ -100,9 +93,9 @@ def run_tests(
     HumanEval prompt's helpers and the `split_check` prefix ``candidate = <entry_point>``):
     its names win over builtins, which win over the program's. ``timeout_s`` bounds the
     program's top-level code and each test's wall time; one attempt is bounded by
-    ``STARTUP_S + (runnable tests + 1) * (timeout_s + TEST_SLACK_S)`` from its turn (at most
-    ``MAX_RUNNING`` programs of this process run at once; a turn comes within `QUEUE_S`, else
-    the result is a ``sandbox_error``), and a run the sandbox itself failed (status
+    ``STARTUP_S + (runnable tests + 1) * (timeout_s + TEST_SLACK_S)`` from its turn (at
+    most ``capacity.MAX_RUNNING`` programs of this process run at once; a turn comes within
+    `QUEUE_S`, else the result is a ``sandbox_error``), and a run the sandbox itself failed (status
     ``sandbox_error``: a dead, stopped or busy zygote, no fds left, a coordinator cut short)
     is retried once, on a fresh zygote if needed. ``memory_mb`` is the
     address-space limit of every process of the program. Raises TypeError or ValueError for
@@ -174,7 +167,7 @@ def _run(job: _Job | SandboxResult) -> SandboxResult:
 
 
 def _admitted(job: _Job) -> SandboxResult:
-    """One attempt once a turn is free (at most ``MAX_RUNNING`` at once, see `spawner`);
+    """One attempt once a turn is free (at most ``MAX_RUNNING`` at once, see `capacity`);
     its time starts then. Waiting longer than `QUEUE_S` is a ``sandbox_error``."""
     turn = running_turn()
     if not turn.acquire(timeout=QUEUE_S):
@@ -238,7 +231,7 @@ def _attempt(job: _Job, start: float) -> SandboxResult:
     try:
         spawner = zygote()
         return _supervise(job, spawner, held, start)
-    except (SpawnError, OSError) as error:
+    except (SpawnError, SlotsBusy, OSError) as error:
         return sandbox_error(f"{type(error).__name__}: {error}"[:500], len(job.tests))
     finally:
         held.release()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llm_marl.sandbox import isolation
-from llm_marl.sandbox.spawner import BASE_UID, MAX_SLOTS
+from llm_marl.sandbox.capacity import BASE_UID, MAX_SLOTS
 
 
 def processes_with(marker: str) -> list[int]:

@@ -15,7 +15,7 @@ import pytest
 from conftest import descendants, own_sandbox_processes, sandbox_uid_processes
 
 from llm_marl.sandbox import isolation, run_tests
-from llm_marl.sandbox.spawner import SlotPool, Turns
+from llm_marl.sandbox.capacity import SlotPool, Turns
 
 pytestmark = pytest.mark.usefixtures("clean_host")
 HOSTILE = [
@@ -84,7 +84,7 @@ def test_uid_slots_are_never_shared_between_processes(tmp_path: Path) -> None:
     """Two processes taking slots from the same lock directory get disjoint uids."""
     script = (
         "import sys, time\nfrom pathlib import Path\n"
-        "from llm_marl.sandbox.spawner import SlotPool\n"
+        "from llm_marl.sandbox.capacity import SlotPool\n"
         "pool = SlotPool(Path(sys.argv[1]))\n"
         "print(*[pool.acquire() for _ in range(8)], flush=True)\ntime.sleep(30)\n"
     )

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from llm_marl.sandbox import run_many, run_tests
+from llm_marl.sandbox.capacity import slot_pool
 from llm_marl.sandbox.runner import STARTUP_S, TEST_SLACK_S
-from llm_marl.sandbox.spawner import slot_pool, zygote
+from llm_marl.sandbox.spawner import zygote
 
 pytestmark = pytest.mark.usefixtures("clean_host")
 GOOD = "def main(x):\n    return x + 1\n"
