@@ -20,7 +20,8 @@ dunders, or leave background processes (double fork, setsid). Nothing that shoul
 pass, the host stays unharmed, no process is left behind, and concurrent programs do not affect
 each other.
 
-How (see `zygote`, `harness`, `evaluator`, `wire`, `compiling`, `runner`):
+How (see `zygote`, `harness`, `evaluator`, `wire`, `compiling`, `runner`, `records`,
+`spawner`, `capacity`, `arguments`):
 
 - Verdicts in a trusted process: the coordinator ``D`` (pid 1 of the program's namespaces, never
   runs program code) forks an evaluator ``E`` that runs the tests one after another, and the
