@@ -12,6 +12,11 @@ labelled by agent. Problems come in HumanEval's schema (``task_id``, ``prompt``,
 ``canonical_main``) and are scored by the coding reward ``v0`` (:mod:`llm_marl.rewards.coding`),
 with tests run in :mod:`llm_marl.sandbox`. Reference answers (:meth:`CodingEnv.reference_parts`)
 are the task's canonical code.
+
+Every agent's ``infos`` carry ``"sandbox_status"`` at reset and after every step: ``"ok"``, or
+``"sandbox_error"`` when the step's program could not be judged because of the sandbox itself
+(see :data:`llm_marl.sandbox.STATUSES`). The reward of such a step is meaningless (its tests
+count as failed): a trainer drops it instead of learning from it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any, ClassVar
 
 from llm_marl.checks import check_int
 from llm_marl.data import load_records
-from llm_marl.env_base import REVIEW_ALLOWANCE, CollaborativeTextEnv, part_marker
+from llm_marl.env_base import REVIEW_ALLOWANCE, CollaborativeTextEnv, Observation, part_marker
 from llm_marl.episode import Outcome, Task, TurnRecord
 from llm_marl.rewards.code_analysis import extract_code, prompt_context, split_program
 from llm_marl.rewards.coding import (
@@ -38,10 +43,19 @@ from llm_marl.rewards.coding import (
 )
 from llm_marl.sandbox import split_check
 
-__all__ = ["CodingEnv", "CodingTask"]
+__all__ = ["SANDBOX_ERROR", "SANDBOX_OK", "CodingEnv", "CodingTask", "step_sandbox_status"]
 
 #: Longest assert (and error) text quoted in feedback; longer ones are cut with "...".
 FEEDBACK_LINE_CHARS = 160
+#: ``infos[agent]["sandbox_status"]`` values: every program of the step was judged, or not.
+SANDBOX_OK, SANDBOX_ERROR = "ok", "sandbox_error"
+
+
+def step_sandbox_status(outcome: Outcome) -> str:
+    """`SANDBOX_ERROR` when the sandbox itself failed to judge the step's program, else
+    `SANDBOX_OK` (tests that ran, failed, timed out or were not needed are all judged)."""
+    failed = outcome.measures.get("sandbox_status") == "sandbox_error"
+    return SANDBOX_ERROR if failed else SANDBOX_OK
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,34 @@ class CodingEnv(CollaborativeTextEnv[CodingTask]):
             f"The helpers write the functions {listed} (one each); the main programmer writes "
             "the problem's function and can call them."
         )
+
+    # ----------------------------------------------------------------- episodes
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Observation], dict[str, dict[str, Any]]]:
+        """As in the base class; every agent's infos also say ``"sandbox_status": "ok"``."""
+        observations, infos = super().reset(seed=seed, options=options)
+        for info in infos.values():
+            info["sandbox_status"] = SANDBOX_OK
+        return observations, infos
+
+    def step(
+        self, actions: Mapping[str, str]
+    ) -> tuple[
+        dict[str, Observation],
+        dict[str, float],
+        dict[str, bool],
+        dict[str, bool],
+        dict[str, dict[str, Any]],
+    ]:
+        """As in the base class; every agent's infos also carry the step's
+        ``"sandbox_status"`` (`step_sandbox_status`): drop the rewards of a
+        ``"sandbox_error"`` step, they do not judge the answers."""
+        observations, rewards, terminations, truncations, infos = super().step(actions)
+        status = step_sandbox_status(self.history[-1].outcome)
+        for info in infos.values():
+            info["sandbox_status"] = status
+        return observations, rewards, terminations, truncations, infos
 
     # ----------------------------------------------------------------- data
     def load_task_records(
@@ -397,7 +439,9 @@ def _test_notes(facts: Mapping[str, Any], names: Sequence[str] = (AUX_NAME,)) ->
     passed, total = facts["tests_passed"], facts["tests_total"]
     lines = [f"Tests: {passed} of {total} asserts passed."]
     failed = facts["failed_tests"]
-    if failed:
+    if facts["sandbox_status"] == "sandbox_error":  # nothing is known about the code
+        lines = ["Tests: not judged (the test sandbox failed; this says nothing about the code)."]
+    elif failed:
         lines.append(f"Failed tests (first {len(failed)}; `candidate` is your function):")
         lines.extend(
             f"- {_one_line(f['test'], FEEDBACK_LINE_CHARS)} -> "

@@ -39,6 +39,13 @@ cooperation term is given.
 ``syntax_error`` (the code at fault, line and column), the cooperation flags and
 ``stopped_at_level`` (1: entry point missing, 2: syntax error, 0: not stopped).
 
+``infos[agent]["sandbox_status"]`` is there at reset and after every step: ``"ok"``, or
+``"sandbox_error"`` when the sandbox itself could not judge the step's program (a dead or stuck
+fork server, no file descriptors left, ...; never the program's own fault, which is a failed
+test). The reward of a ``"sandbox_error"`` step is meaningless (its tests count as failed and
+the feedback says they were not judged): drop it, do not learn from it. The finer status is
+``infos[agent]["measures"]["sandbox_status"]`` (``ok``, ``timeout``, ``crashed``, ``no_tests``...).
+
 Individual shares: ``helper_0`` gets ``structure_aux`` plus half of the tests and cooperation
 terms; ``main_1`` gets ``structure_main`` + ``syntax`` plus the other half. The shares always sum
 to the team reward.

@@ -32,6 +32,10 @@ Reading the answers:
   program), so main no longer calls the helper's function: the cooperation terms are 0.
 - Tests run in :mod:`llm_marl.sandbox`, one call per joint action, never in this process; no
   call is made when the program does not parse or the problem has no tests.
+- When the sandbox itself fails (status ``sandbox_error``: the runner raised or returned that
+  status), no test passes and :attr:`CodingScore.sandbox_failed` is true: the score then says
+  nothing about the answers, and the coding envs flag the step in ``infos`` so that it is
+  dropped rather than learnt from.
 
 Individual shares (``reward_mode="individual"``): the helper gets ``structure_aux`` plus half of
 the tests and cooperation terms; main gets ``structure_main`` + ``syntax`` plus the other half.
@@ -202,6 +206,11 @@ class CodingScore:
     """The first failed tests with their errors (at most ``max_failures``)."""
     helpers: tuple[HelperFacts, ...] = ()
     """Per helper function, in team order; empty means the one helper ``aux``."""
+
+    @property
+    def sandbox_failed(self) -> bool:
+        """The sandbox could not judge the program: this score says nothing about it."""
+        return self.sandbox_status == "sandbox_error"
 
     @property
     def cooperation(self) -> float:

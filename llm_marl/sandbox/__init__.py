@@ -20,7 +20,8 @@ dunders, or leave background processes (double fork, setsid). Nothing that shoul
 pass, the host stays unharmed, no process is left behind, and concurrent programs do not affect
 each other.
 
-How (see `zygote`, `harness`, `evaluator`, `wire`, `compiling`, `runner`):
+How (see `zygote`, `harness`, `evaluator`, `wire`, `compiling`, `runner`, `records`,
+`spawner`, `capacity`, `arguments`):
 
 - Verdicts in a trusted process: the coordinator ``D`` (pid 1 of the program's namespaces, never
   runs program code) forks an evaluator ``E`` that runs the tests one after another, and the
@@ -62,6 +63,24 @@ How (see `zygote`, `harness`, `evaluator`, `wire`, `compiling`, `runner`):
 - Time: ``D`` gives the top-level code ``timeout_s`` and each test ``timeout_s`` (+0.5 s to
   kill a hung evaluator); the caller stops a step without progress after ``timeout_s + 1`` s and
   the whole run after ``STARTUP_S + (runnable tests + 1) * (timeout_s + TEST_SLACK_S)``.
+  Spawning is part of ``STARTUP_S``: requests queue up on the zygote's socket (answers come
+  back by request id) and a caller waits at most ``SPAWN_SHARE`` of it; a zygote that answers
+  nothing for ``SPAWN_REPLY_S`` (stopped, stuck) is killed. The zygote runs 10 nice levels
+  above its programs where allowed (root), so busy programs do not starve spawning.
+- Load: one caller process runs at most ``MAX_RUNNING`` (16 per core) programs at once; more
+  wait their turn, first come first served, for up to ``QUEUE_S`` (then ``sandbox_error``),
+  and their time starts with the turn. Time limits are wall-clock: far more programs than
+  cores would make correct programs time out, a wrong verdict rather than a slow one.
+- Faults of the sandbox are never the program's: a zygote that is dead, stopped or cannot
+  start, no fd or uid slot left, a coordinator cut short (it ends every run with a terminal
+  record; without one the run was not finished) give status ``sandbox_error``, not
+  ``crashed``. Such a run is retried once (on a new zygote when the old one failed), so
+  `run_tests` takes at most twice its bound; a fault that persists is reported. Every wait
+  uses ``poll`` (no fd number limit); fds, uid slots and temp dirs are released in
+  ``finally``; `run_many` keeps every finished verdict.
+- Forks: only the loader reports the top level and only the server answers a call; a fork
+  of the program that returns there exits silently, so a forking program's verdicts are the
+  same on every run.
 - Caller: parses and compiles everything first (``optimize=0``: asserts stay under ``-O``);
   records are parsed strictly (index ``[0-9]{1,6}`` below ``len(tests)``, first verdict per
   test wins, anything else is ignored, never raises); stdout/stderr go to a bounded buffer
@@ -78,8 +97,9 @@ passed (a later request arrives), but cannot change an answer once given; its st
 between tests that end cleanly (one server for them, as in one ``check``). Arguments are copied to
 the program, so a test that inspects an argument the function mutated sees its own copy. Memory is
 bounded per process, not per run. In ``userns`` mode the host's files stay readable and evaluator
-and program share a uid; in ``none`` mode (and as root there) much less holds. Kernel bugs are out
-of scope: for untrusted code at scale, add a VM or gVisor.
+and program share a uid; in ``none`` mode (and as root there) much less holds: there a program can
+even kill its coordinator, and its run is then reported ``sandbox_error`` (dropped, not scored).
+Kernel bugs are out of scope: for untrusted code at scale, add a VM or gVisor.
 
 Statuses: see `STATUSES` (``ok``, ``syntax_error``, ``load_error``, ``timeout``, ``crashed``,
 ``sandbox_error``). Importing this package imports neither torch nor the data stack.

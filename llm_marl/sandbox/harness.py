@@ -13,7 +13,13 @@ memory; it can only answer requests, one frame per request.
 Records are lines ``<nonce> <kind> [<index>] [<text>]`` on a private pipe, written by ``D`` and
 the evaluators only: ``ready``, ``loaded`` / ``load_error <text>`` / ``load_timeout`` /
 ``load_crash``, ``pass <i>`` / ``fail <i> <text>`` (by ``E``), ``ended <i> <how>`` (a test
-that ended without a verdict: ``timeout`` or a crash description), ``done``.
+that ended without a verdict: ``timeout`` or a crash description), ``done``, or ``fault
+<text>`` when ``D`` itself cannot go on (a fork that fails for a reason the program cannot
+cause): the run is the sandbox's failure, not the program's.
+
+Only the process that started a step reports it: a fork of the program (in ``L`` or ``U``) that
+returns from the top level or from a call exits silently, so that parent and child never race
+to answer and the verdicts of a forking program are deterministic.
 """
 
 from __future__ import annotations
@@ -60,12 +66,17 @@ def _load(program: Any, control: socket.socket) -> None:
     namespace["__builtins__"] = builtins
     sys.modules["solution"] = module
     sys.argv = ["solution"]
+    me = os.getpid()
     try:
         exec(program, namespace)
     except BaseException as error:
+        if os.getpid() != me:  # a fork of the program: only the loader reports
+            os._exit(0)
         evaluator.flush_streams()
         control.send(b"error " + wire.describe(error)[:2000].encode("utf-8", "replace"))
         return
+    if os.getpid() != me:
+        os._exit(0)
     evaluator.flush_streams()
     gc.freeze()
     control.send(b"loaded")
@@ -103,11 +114,15 @@ def _reap() -> None:
 
 
 def _serve(fd: int, namespace: dict[str, Any]) -> None:
-    """``U``: answer the evaluator's requests until it hangs up."""
+    """``U``: answer the evaluator's requests until it hangs up (only ``U`` answers: a fork
+    the program made during a call exits when the call returns)."""
+    me = os.getpid()
     try:
         while True:
             op, name, args, kwargs, tag = marshal.loads(wire.recv_frame(fd))
             reply = (tag, *_answer(op, name, args, kwargs, namespace))
+            if os.getpid() != me:
+                os._exit(0)
             evaluator.flush_streams()
             try:
                 data = marshal.dumps(reply)
@@ -183,13 +198,21 @@ def plain(value: Any, depth: int = 0) -> Any:
 
 
 def coordinate(payload: dict[str, Any], become: Become) -> None:
-    """``D``: load the program in ``L``, then run the tests in ``E`` against ``U``."""
+    """``D``: load the program in ``L``, then run the tests in ``E`` against ``U``; anything
+    that stops ``D`` itself is recorded as a ``fault`` (the sandbox's, not the program's)."""
     record = _reporter(payload["nonce"], RECORD_FD)
+    try:
+        _coordinate(payload, become, record)
+    except BaseException as error:
+        record("fault", f"{type(error).__name__}: {error}")
+
+
+def _coordinate(payload: dict[str, Any], become: Become, record: Callable[..., None]) -> None:
     timeout_s: float = payload["timeout_s"]
     tests = [None if blob is None else marshal.loads(blob) for blob in payload["tests"]]
     context = marshal.loads(payload["context"]) if payload["context"] else None
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    loader = os.fork()
+    loader = os.fork()  # no program code has run yet: a failure is the sandbox's (a fault)
     if loader == 0:
         try:
             ours.close()
@@ -215,7 +238,12 @@ def coordinate(payload: dict[str, Any], become: Become) -> None:
     ours.setblocking(False)
     pending = [(index, test) for index, test in enumerate(tests) if test is not None]
     while pending:  # one evaluator runs the tests in turn; a new one after a stuck test
-        done, how = _evaluate(pending, context, ours, timeout_s, record, become)
+        try:
+            done, how = _evaluate(pending, context, ours, timeout_s, record, become)
+        except OSError as error:  # no evaluator: fork (or socketpair) failed
+            if payload.get("own_evaluator_uid"):  # the program cannot use up E's processes
+                raise
+            done, how = 0, f"the test's process could not start ({error})"
         if done < len(pending):
             record("ended", str(pending[done][0]), how)
             done += 1
@@ -235,9 +263,21 @@ def _new_server(control: socket.socket) -> socket.socket:
     return ours
 
 
+def _readable(sock: socket.socket, deadline: float) -> bool:
+    """Whether ``sock`` has data (or was closed) before ``deadline`` (poll: any fd number)."""
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    while True:
+        remaining = deadline - _monotonic()
+        if poller.poll(max(0, int(remaining * 1000) + 1)):
+            return True
+        if remaining <= 0:
+            return False
+
+
 def _receive(sock: socket.socket, deadline: float) -> bytes | None:
     """One message of ``L`` before ``deadline``: None on timeout, b"" if it is gone."""
-    if not select.select([sock], [], [], max(0.0, deadline - _monotonic()))[0]:
+    if not _readable(sock, deadline):
         return None
     try:
         return sock.recv(4096)
@@ -277,7 +317,7 @@ def _evaluate(
     done, how = 0, ""
     deadline = _monotonic() + timeout_s + GRACE_S
     while done < len(tests):
-        if not select.select([ours], [], [], max(0.0, deadline - _monotonic()))[0]:
+        if not _readable(ours, deadline):
             how = "timeout"
             break
         try:

@@ -14,7 +14,9 @@ STATUSES = ("ok", "syntax_error", "load_error", "timeout", "crashed", "sandbox_e
 - ``timeout``: the top-level code or at least one test ran past ``timeout_s``.
 - ``crashed``: a test's process or the whole run ended without a verdict (``os._exit``,
   a signal such as SIGSEGV/SIGKILL, the memory limit, a killed harness).
-- ``sandbox_error``: the sandbox itself could not run the program (spawn or setup failed).
+- ``sandbox_error``: the sandbox itself could not judge the program (the zygote dead, stopped
+  or not starting, no fd or uid slot left, setup failed, the coordinator cut short), even after
+  one retry. Says nothing about the program: a reward computed from it is meaningless.
 """
 
 

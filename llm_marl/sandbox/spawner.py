@@ -1,32 +1,40 @@
 """Parent side: the zygote client (one per caller process) and the per-slot uids.
 
-This module holds the only process-wide state of the sandbox, because what it manages is
-process-wide: one zygote process (started on first use, restarted if it dies or after a
-fork of the caller) and the uid slots this process holds.
+This module holds the zygote, process-wide state because what it manages is process-wide: one
+zygote process (started on first use, restarted if it dies, stops answering or after a fork
+of the caller). The uid slots and running turns are in `capacity`.
+
+Spawning is pipelined and bounded in time: callers queue their requests on the zygote's
+socket without waiting for each other, and one reader thread hands each answer to its caller
+(by request id). A caller gives up at its deadline (the zygote is busy: its request is
+abandoned and the program, if spawned later, killed at once); a zygote that answers nothing for
+`SPAWN_REPLY_S` while requests wait (stopped, stuck) or is gone is killed and replaced by the
+next call. Either way the spawn fails with `SpawnError`.
 """
 
 from __future__ import annotations
 
 import atexit
-import fcntl
+import itertools
 import marshal
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_marl.sandbox.capacity import BASE_UID, SlotPool, slot_pool
 from llm_marl.sandbox.result import Isolation
 
 ZYGOTE_SCRIPT = Path(__file__).with_name("zygote.py")
-BASE_UID = 2_100_000_000
-"""Slot ``k`` runs its program as uid/gid ``BASE_UID + k`` and its evaluators as
-``BASE_UID + MAX_SLOTS + k``: far above any real account or subuid range."""
-MAX_SLOTS = 1024
 RLIMITS = (
     "RLIMIT_AS",
     "RLIMIT_CPU",
@@ -39,43 +47,14 @@ ENVIRONMENT = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "
 """The whole environment of every program: nothing of the caller's leaks in."""
 MODE_ENV = "LLM_MARL_SANDBOX_MODE"
 """Optional: force one mode (``root``, ``userns``, ``none``) instead of the strongest one."""
+SPAWN_REPLY_S = 3.0
+"""How long the zygote may go without answering any request while some wait (each answer is a
+fork: milliseconds) before it is taken for stopped or stuck, killed and replaced."""
+ZYGOTE_START_S = 60.0  # a fresh interpreter, the imports and the isolation probes
 
 
-class SlotPool:
-    """Unprivileged uids, one per concurrently running program, unique across processes.
-
-    A slot is taken by flock-ing ``<dir>/<k>.lock`` (released by the kernel when this process
-    exits), so concurrent callers never share a uid and RLIMIT_NPROC counts one program only.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(mode=0o700, exist_ok=True)
-        self._directory = directory
-        self._free: list[int] = []
-        self._held: dict[int, int] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self) -> int:
-        """A free uid; raises RuntimeError when all `MAX_SLOTS` are taken."""
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-            for slot in range(MAX_SLOTS):
-                if slot in self._held:
-                    continue
-                fd = os.open(self._directory / f"{slot}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    continue
-                self._held[slot] = fd
-                return BASE_UID + slot
-        raise RuntimeError(f"all {MAX_SLOTS} sandbox uid slots under {self._directory} are busy")
-
-    def release(self, uid: int) -> None:
-        with self._lock:
-            self._free.append(uid)
+class SpawnError(RuntimeError):
+    """The sandbox could not start a program (a fault of the sandbox, never of the program)."""
 
 
 def _isolation(report: dict[str, Any]) -> Isolation:
@@ -109,8 +88,18 @@ def _isolation(report: dict[str, Any]) -> Isolation:
     )
 
 
+@dataclass
+class _Pending:
+    """One spawn request waiting for the zygote's answer."""
+
+    answered: threading.Event = field(default_factory=threading.Event)
+    message: str = ""
+    pidfd: int = -1
+
+
 class Zygote:
-    """A running zygote process and the socket that asks it to spawn programs."""
+    """A running zygote process, the socket that asks it to spawn programs, and the thread that
+    reads its answers."""
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -138,17 +127,24 @@ class Zygote:
         )
         theirs.close()
         self._socket = ours
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _pending, _ids, _answered_at
+        self._pending: dict[int, _Pending] = {}
+        self._ids = itertools.count()
+        self._answered_at = time.monotonic()
         self.owner_pid = os.getpid()
-        ours.settimeout(60)
+        self.broken = False
+        """Set when the zygote failed or went away: it is killed and never used again."""
+        ours.settimeout(ZYGOTE_START_S)
         try:
             report = marshal.loads(ours.recv(1 << 16))
         except (OSError, EOFError, ValueError) as error:
+            self.broken = True
+            why = self.stderr() or f"exit status {self.process.poll()}"
             self.close()
-            raise RuntimeError(f"the sandbox zygote did not start: {self.stderr()}") from error
+            raise SpawnError(f"the sandbox zygote did not start: {why}") from error
         ours.settimeout(None)
         self.isolation = _isolation(report)
-        self.slots = SlotPool(Path(tempfile.gettempdir()) / "llm-marl-sandbox-uids")
+        threading.Thread(target=self._read_answers, name="sandbox-zygote", daemon=True).start()
         if self.isolation.mode not in ("root", "userns"):
             warnings.warn(
                 f"llm_marl.sandbox runs programs WITHOUT namespaces (mode "
@@ -157,31 +153,141 @@ class Zygote:
                 stacklevel=3,
             )
 
+    @property
+    def slots(self) -> SlotPool:
+        """This process's uid slots (they outlive a zygote that is replaced)."""
+        return slot_pool()
+
     def stderr(self) -> str:
+        """The last 2,000 bytes the zygote wrote to its stderr."""
         self._stderr.seek(0)
         return self._stderr.read()[-2000:].decode("utf-8", "replace")
 
     def alive(self) -> bool:
-        return self.process.poll() is None and self.owner_pid == os.getpid()
+        """Whether this zygote can serve this process (running, answering, not inherited)."""
+        return not self.broken and self.process.poll() is None and self.owner_pid == os.getpid()
 
-    def spawn(self, request: dict[str, Any], fds: list[int]) -> int:
-        """Start one program; returns a pidfd of its supervisor (owned by the caller)."""
+    def spawn(self, request: dict[str, Any], fds: list[int], deadline: float) -> int:
+        """Start one program; returns a pidfd of its supervisor (owned by the caller).
+
+        Waits for the answer until ``deadline`` (``time.monotonic()``). Raises `SpawnError`:
+        refused, too busy, or the zygote is gone or answers nothing for `SPAWN_REPLY_S` (then
+        it is killed, and `zygote` starts a new one).
+        """
+        pending = _Pending()
         with self._lock:
-            socket.send_fds(self._socket, [marshal.dumps(request)], fds)
-            message, received, _, _ = socket.recv_fds(self._socket, 4096, 1)
-        if message != b"ok" or len(received) != 1:
-            for fd in received:
-                os.close(fd)
-            raise OSError(f"the sandbox zygote refused: {message.decode('utf-8', 'replace')}")
-        return received[0]
+            if not self.alive():
+                raise SpawnError("the sandbox zygote is gone")
+            tag = next(self._ids)
+            if not self._pending:
+                self._answered_at = time.monotonic()  # the silence starts with the first wait
+            self._pending[tag] = pending
+        try:
+            self._send(marshal.dumps({**request, "id": tag}), fds, deadline)
+        except SpawnError:
+            self._abandon(tag)
+            raise
+        while not pending.answered.wait(max(0.0, min(0.2, deadline - time.monotonic()))):
+            self._check_answering()
+            if time.monotonic() >= deadline and self._abandon(tag):
+                raise SpawnError("the sandbox is too busy: not spawned before the deadline")
+        if pending.pidfd < 0:
+            raise SpawnError(f"the sandbox zygote {pending.message}")
+        return pending.pidfd
+
+    def _send(self, message: bytes, fds: list[int], deadline: float) -> None:
+        """Queue one request; the socket holds only a few, so wait for room until
+        ``deadline`` (poll: the socket is writable once the zygote took one)."""
+        poller = select.poll()
+        poller.register(self._socket.fileno(), select.POLLOUT)
+        while True:
+            try:
+                socket.send_fds(self._socket, [message], fds, socket.MSG_DONTWAIT)
+                return
+            except BlockingIOError:
+                pass
+            except OSError as error:
+                self.kill()
+                raise SpawnError(f"the sandbox zygote is gone ({error})") from None
+            self._check_answering()
+            if time.monotonic() >= deadline:
+                raise SpawnError("the sandbox is too busy: no room for the request in time")
+            poller.poll(50)
+
+    def _check_answering(self) -> None:
+        """Kill the zygote and raise `SpawnError` if it answered nothing for too long."""
+        if time.monotonic() - self._answered_at > SPAWN_REPLY_S:
+            self.kill()
+            raise SpawnError(f"the sandbox zygote answered nothing for {SPAWN_REPLY_S:g} s")
+
+    def _abandon(self, tag: int) -> bool:
+        """Forget request ``tag`` (its program is killed if it comes); False if answered."""
+        with self._lock:
+            return self._pending.pop(tag, None) is not None
+
+    def _read_answers(self) -> None:
+        """The reader thread: hand each answer to its waiting caller until the socket ends."""
+        try:
+            while True:
+                message, fds, _, _ = socket.recv_fds(self._socket, 4096, 1)
+                if not message:
+                    break
+                with self._lock:
+                    self._answered_at = time.monotonic()
+                    try:
+                        tag, text = marshal.loads(message)
+                    except (EOFError, ValueError, TypeError):
+                        tag, text = -1, "sent a malformed answer"
+                    pending = self._pending.pop(tag, None)
+                if pending is None or text != "ok" or len(fds) != 1:
+                    _kill_all(fds)  # abandoned (its caller gave up), refused or malformed
+                    if pending is not None:
+                        pending.message = "refused: " + str(text)
+                        pending.answered.set()
+                    continue
+                pending.pidfd = fds[0]
+                pending.answered.set()
+        except OSError:
+            pass
+        self.broken = True
+        with self._lock:
+            waiting, self._pending = list(self._pending.values()), {}
+        for pending in waiting:
+            pending.message = "is gone"
+            pending.answered.set()
+
+    def kill(self) -> None:
+        """Mark broken and SIGKILL the zygote (its supervisors, and so programs, die with it)."""
+        self.broken = True
+        if self.owner_pid == os.getpid() and self.process.poll() is None:
+            self.process.kill()
 
     def close(self) -> None:
+        """End the connection (the zygote then kills its supervisors) and wait for its exit."""
+        if self.owner_pid != os.getpid():  # inherited by a fork: the parent's to end
+            self._socket.close()
+            return
+        try:
+            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the reader thread too
+        except OSError:
+            pass
         self._socket.close()
         try:
-            self.process.wait(timeout=5)
+            self.process.wait(timeout=0 if self.broken else 5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._stderr.close()
+
+
+def _kill_all(pidfds: list[int]) -> None:
+    """SIGKILL and close supervisors nobody waits for."""
+    for pidfd in pidfds:
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+        os.close(pidfd)
 
 
 _state_lock = threading.Lock()
@@ -189,12 +295,11 @@ _current: list[Zygote] = []  # at most one: the zygote of this process
 
 
 def zygote() -> Zygote:
-    """This process's zygote, started (or restarted) on demand."""
+    """This process's zygote, started (or restarted) on demand; raises `SpawnError` if a new
+    one does not start."""
     with _state_lock:
         if _current and not _current[0].alive():
-            stale = _current.pop()
-            if stale.owner_pid == os.getpid():
-                stale.close()
+            _current.pop().close()
         if not _current:
             _current.append(Zygote())
         return _current[0]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
 import pickle
+import resource
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,6 +16,7 @@ import pytest
 
 import llm_marl
 import llm_marl.envs.coding
+import llm_marl.sandbox
 from llm_marl.data import bundled_path, read_jsonl
 from llm_marl.envs.coding import CodingEnv
 
@@ -289,3 +294,55 @@ def test_two_agent_coding_prompt_is_unchanged() -> None:
     text = observations["main_1"]["text"]
     assert text.startswith(CodingEnv.task_intro)
     assert "\n\nYour teammate's code:\n```python\n" in text and "[helper_0]" not in text
+
+
+@contextlib.contextmanager
+def no_file_descriptors_left() -> Iterator[None]:
+    """This process cannot open another fd: the sandbox cannot make its pipes (a real fault
+    of the sandbox's host, not of any program)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
+    fillers: list[int] = []
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                fillers.append(os.open("/dev/null", os.O_RDONLY))
+        yield
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("single_agent", [False, True])
+def test_every_agent_is_told_the_sandbox_status_at_reset_and_each_step(
+    env_id: str, single_agent: bool
+) -> None:
+    """``sandbox_status`` is "ok" at reset and after a judged step (passing or failing)."""
+    env = llm_marl.make(env_id, num_turns=2, single_agent=single_agent)
+    _, infos = env.reset(seed=0)
+    assert {a: i["sandbox_status"] for a, i in infos.items()} == dict.fromkeys(env.agents, "ok")
+    wrong = {a: "def aux(x):\n    return x\n" for a in env.agents}
+    for actions in (wrong, env.reference_actions()):
+        *_, infos = env.step(actions)
+        assert [i["sandbox_status"] for i in infos.values()] == ["ok"] * len(infos)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_a_sandbox_failure_is_reported_not_scored_as_failing_tests(env_id: str) -> None:
+    """The sandbox cannot run anything: every agent's infos say "sandbox_error" (the reward
+    is meaningless; before, a correct answer silently lost every test point) and the next
+    turn's feedback says the tests were not judged."""
+    env = llm_marl.make(env_id, num_turns=2)
+    env.reset(seed=0)
+    answers = env.reference_actions()
+    llm_marl.sandbox.run_tests("def f():\n    return 1\n", [])  # the zygote is up
+    with no_file_descriptors_left():
+        observations, *_, infos = env.step(answers)
+    assert [i["sandbox_status"] for i in infos.values()] == ["sandbox_error"] * 2
+    assert infos["main_1"]["measures"]["sandbox_status"] == "sandbox_error"
+    assert "Tests: not judged (the test sandbox failed" in observations["main_1"]["text"]
+    *_, infos = env.step(answers)  # the fault is gone: judged again, full reward
+    assert [i["sandbox_status"] for i in infos.values()] == ["ok"] * 2
+    assert infos["main_1"]["team_reward"] == pytest.approx(4.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from llm_marl.rewards.code_analysis import (
@@ -230,6 +232,26 @@ def test_problem_without_tests_makes_no_sandbox_call() -> None:
     result = score_coding(problem, AUX, MAIN, runner=lambda *a, **k: pytest.fail("ran"))
     assert result.measures()["sandbox_status"] == "no_tests"
     assert result.total == pytest.approx(1.5)
+
+
+def test_a_failed_sandbox_is_flagged_whether_it_raises_or_says_so() -> None:
+    """A runner that raises, or a sandbox_error result: no test passes and the score says it
+    judged nothing (``sandbox_failed``); a program that fails its tests is judged."""
+    from llm_marl.sandbox import run_tests
+
+    def broken(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    def failing(program, tests, **kwargs):
+        result = run_tests(program, tests, **kwargs)
+        return dataclasses.replace(result, status="sandbox_error", passed=0)
+
+    raised, reported = score(AUX, MAIN, runner=broken), score(AUX, MAIN, runner=failing)
+    for result in (raised, reported):
+        assert result.sandbox_failed and result.tests_passed == 0
+        assert result.measures()["sandbox_status"] == "sandbox_error"
+    assert raised.sandbox_error == "sandbox error: OSError: [Errno 24] Too many open files"
+    assert not score(AUX, "def sum_squares(xs):\n    return 0\n").sandbox_failed
 
 
 # ----------------------------------------------------------------- static analysis

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llm_marl.sandbox import isolation
-from llm_marl.sandbox.spawner import BASE_UID, MAX_SLOTS
+from llm_marl.sandbox.capacity import BASE_UID, MAX_SLOTS
 
 
 def processes_with(marker: str) -> list[int]:
@@ -27,11 +27,52 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def sandbox_uid_processes() -> list[int]:
-    """Pids running as a sandbox slot uid (root mode): must be none between runs."""
+def processes_named(name: str) -> list[int]:
+    """Pids whose process name (``/proc/<pid>/comm``) is ``name``."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == name:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def parents() -> dict[int, int]:
+    """pid -> parent pid of every process on the host (psutil-free /proc scan)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found[int(entry)] = int(fields[1])
+    return found
+
+
+def descendants(root: int) -> set[int]:
+    """Pids of every live process below ``root`` (children, their children, ...)."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents().items():
+        children.setdefault(parent, []).append(pid)
+    found, stack = set(), [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def sandbox_uid_processes(among: set[int] | None = None) -> list[int]:
+    """Pids running as a sandbox slot uid (a program's or an evaluator's, root mode), on the
+    whole host or only ``among`` these pids."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (among is None or int(entry) in among):
             try:
                 status = Path(f"/proc/{entry}/status").read_text()
             except OSError:
@@ -39,9 +80,14 @@ def sandbox_uid_processes() -> list[int]:
             uid = int(
                 next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1]
             )
-            if BASE_UID <= uid < BASE_UID + MAX_SLOTS:
+            if BASE_UID <= uid < BASE_UID + 2 * MAX_SLOTS:
                 found.append(int(entry))
     return found
+
+
+def own_sandbox_processes() -> list[int]:
+    """Sandbox processes of this test process (below its zygote), not of other callers."""
+    return sandbox_uid_processes(descendants(os.getpid()))
 
 
 def child_count() -> int:
@@ -66,11 +112,12 @@ def marker() -> str:
 
 @pytest.fixture
 def clean_host() -> Iterator[None]:
-    """Asserts after the test that no program process survived and no child leaked."""
+    """Asserts after the test that no program process of this test process survived and no
+    child leaked; programs of other callers on the host (another suite) do not count."""
     isolation()
-    before, strays = child_count(), set(sandbox_uid_processes())  # zombies of other sessions
+    before, strays = child_count(), set(own_sandbox_processes())
     yield
-    assert set(sandbox_uid_processes()) <= strays
+    assert set(own_sandbox_processes()) <= strays
     assert child_count() == before
 
 

@@ -83,13 +83,45 @@ def test_results_are_deterministic() -> None:
     assert first.per_test_errors[0] == "ValueError: <object object at 0x?> (program line 2)"
 
 
-def test_no_tests_and_bad_arguments() -> None:
-    """Zero tests is a valid run; a non-positive timeout or tiny memory limit is refused."""
+def test_no_tests_is_a_valid_run() -> None:
     assert run_tests(PROGRAM, []) == SandboxResult(0, 0, "ok", [], None, [], "")
-    with pytest.raises(ValueError, match="timeout_s must be > 0, got 0"):
-        run_tests(PROGRAM, [], timeout_s=0)
-    with pytest.raises(ValueError, match="memory_mb must be >= 64"):
-        run_tests(PROGRAM, [], memory_mb=8)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"tests": "assert main(1) == 3"}, TypeError, "tests must be a list of test snippets"),
+        ({"tests": ["assert True", 3]}, TypeError, r"tests\[1\] must be a str, got int"),
+        ({"tests": None}, TypeError, "tests must be a list of str, got NoneType"),
+        ({"program": None}, TypeError, "program must be a str"),
+        ({"timeout_s": 0}, ValueError, "timeout_s must be > 0 and at most 86400"),
+        ({"timeout_s": float("inf")}, ValueError, "timeout_s must be > 0 .* got inf"),
+        ({"timeout_s": float("nan")}, ValueError, "got nan"),
+        ({"timeout_s": "5"}, TypeError, "timeout_s must be a number of seconds, got '5'"),
+        ({"memory_mb": 8}, ValueError, "memory_mb must be >= 64"),
+        ({"memory_mb": 256.5}, TypeError, "memory_mb must be an int number of MiB, got 256.5"),
+        ({"memory_mb": True}, TypeError, "memory_mb must be an int"),
+        ({"memory_mb": 1 << 40}, ValueError, "memory_mb must be at most"),
+        ({"context": None}, TypeError, r"context must be a str of trusted code \(or ''\)"),
+        ({"context": "def broken(:"}, ValueError, "the trusted context does not parse"),
+    ],
+)
+def test_bad_arguments_raise_naming_the_argument(arguments, error, message) -> None:
+    """A wrong argument raises before anything runs (a str for tests ran 1-character tests,
+    inf/256.5/None raised OverflowError/TypeError/AttributeError from deep inside)."""
+    call = {"program": PROGRAM, "tests": ["assert main(1) == 3"]} | arguments
+    with pytest.raises(error, match=message):
+        run_tests(call.pop("program"), call.pop("tests"), **call)
+
+
+def test_run_many_checks_every_job_before_running_any() -> None:
+    jobs = [(PROGRAM, ["assert main(1) == 3"]), (PROGRAM, "assert main(1) == 3")]
+    with pytest.raises(TypeError, match=r"jobs\[1\]: tests must be a list of test snippets"):
+        run_many(jobs)
+    with pytest.raises(TypeError, match=r"jobs\[0\] must be a tuple"):
+        run_many([PROGRAM])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="max_workers must be an int >= 1"):
+        run_many(jobs[:1], max_workers=0)
 
 
 def test_output_is_captured_bounded_and_never_parsed() -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
+import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
-from conftest import processes_with
+from conftest import processes_named
 
 from llm_marl.sandbox import isolation, run_tests
 
@@ -227,15 +229,30 @@ def test_always_equal_and_forged_dunders_are_rejected() -> None:
     )
 
 
-def test_background_processes_do_not_outlive_the_run(marker: str) -> None:
-    """Double fork + setsid + exec of a long sleep: gone when run_tests returns."""
-    spawn = (
-        "import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-        f"        os.execv('/bin/sh', ['{marker}', '-c', 'sleep 300'])\n    os._exit(0)\n"
+def test_background_processes_do_not_outlive_the_run() -> None:
+    """Double fork + setsid + a long sleep, from the top level and from a test: the daemons
+    exist during the run (the first test sees them) and are gone when run_tests returns."""
+    name = f"lm{uuid.uuid4().hex[:13]}"  # a process name (comm) holds at most 15 characters
+    daemon = (
+        "import ctypes, os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        f"        ctypes.CDLL(None).prctl(15, b'{name}', 0, 0, 0)  # PR_SET_NAME\n"
+        "        time.sleep(300)\n    os._exit(0)\nos.wait()\n"
     )
-    result = run_tests(GOOD + spawn, [spawn + "import time; time.sleep(0.5)", LEGIT])
-    assert result.per_test == [True, True]  # spawning is allowed; surviving is not
-    assert processes_with(marker) == []
+    seen = (
+        "import os, time\nfor _ in range(100):\n    names = []\n"
+        "    for pid in filter(str.isdigit, os.listdir('/proc')):\n        try:\n"
+        "            names.append(open(f'/proc/{pid}/comm').read().strip())\n"
+        "        except OSError:\n            pass\n"
+        f"    if names.count({name!r}) >= count:\n        break\n    time.sleep(0.05)\n"
+        f"assert names.count({name!r}) >= count, names"
+    )
+    program = GOOD + "def spawn():\n" + textwrap.indent(daemon, "    ") + "    return 1\n"
+    result = run_tests(
+        program + "spawn()\n",
+        ["count = 1\n" + seen, "assert spawn() == 1", "count = 2\n" + seen, LEGIT],
+    )
+    assert result.per_test == [True] * 4, result  # spawning is allowed; surviving is not
+    assert processes_named(name) == []
 
 
 def _rss_kib() -> int:

@@ -15,10 +15,10 @@ import textwrap
 import time
 
 import pytest
-from conftest import sandbox_uid_processes
+from conftest import descendants, sandbox_uid_processes
 
 from llm_marl.sandbox import isolation, run_tests
-from llm_marl.sandbox.runner import _Records
+from llm_marl.sandbox.records import Records as _Records
 
 pytestmark = pytest.mark.usefixtures("clean_host")
 TESTS = ["assert f(1) == 1", "assert f(2) == 4"]
@@ -160,18 +160,18 @@ def test_finding_6_the_program_dies_with_its_caller() -> None:
         "from llm_marl.sandbox import run_tests\n"
         "run_tests('import time\\nwhile True:\\n    time.sleep(1)\\n', ['assert True'], 30)\n"
     )
-    before = set(sandbox_uid_processes())
     caller = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
-    end = time.monotonic() + 20
-    while time.monotonic() < end and not set(sandbox_uid_processes()) - before:
+    end, program = time.monotonic() + 20, set()  # the caller's own: not another suite's
+    while time.monotonic() < end and not program:
+        program = set(sandbox_uid_processes(descendants(caller.pid)))
         time.sleep(0.05)
-    assert set(sandbox_uid_processes()) - before, "the program never started"
+    assert program, "the program never started"
     os.killpg(caller.pid, signal.SIGKILL)
     caller.wait()
     end = time.monotonic() + 10
-    while time.monotonic() < end and set(sandbox_uid_processes()) - before:
+    while time.monotonic() < end and program & set(sandbox_uid_processes()):
         time.sleep(0.05)
-    assert not set(sandbox_uid_processes()) - before
+    assert not program & set(sandbox_uid_processes())
 
 
 def test_finding_7_processes_are_limited_to_sixteen() -> None:
