@@ -30,10 +30,7 @@ from gymnasium.vector.utils import (
     batch_space,
     concatenate,
     create_empty_array,
-    create_shared_memory,
     iterate,
-    read_from_shared_memory,
-    write_to_shared_memory,
 )
 from pettingzoo import ParallelEnv
 from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
@@ -155,8 +152,7 @@ def check_vector_env(make_env: EnvFactory, seed: int = 0) -> None:
     Over one episode with sampled actions: the agent's observations batch (``batch_space``,
     ``concatenate``, ``create_empty_array``) and iterate back unchanged, with the single and
     the batched space (SuperSuit uses the single one); they round-trip through ``flatten`` (for
-    a flattenable space) and through the shared memory of ``AsyncVectorEnv(shared_memory=True)``;
-    batched action samples iterate into actions the env accepts.
+    a flattenable space); batched action samples iterate into actions the env accepts.
     """
     env = make_env()
     seen: dict[Any, list[Any]] = {}
@@ -190,13 +186,6 @@ def _check_batch(space: spaces.Space[Any], items: list[Any], what: str) -> None:
     if space.is_np_flattenable:
         flat = [spaces.unflatten(space, spaces.flatten(space, item)) for item in items]
         assert _same(flat, items), f"flatten/unflatten changed the {what}"
-    memory = create_shared_memory(space, n)
-    for index, item in enumerate(items):
-        write_to_shared_memory(space, index, item, memory)
-    assert _same(read_from_shared_memory(space, memory, n), batch), (
-        f"the {what} do not round-trip through shared memory: AsyncVectorEnv needs "
-        "shared_memory=False for this env"
-    )
 
 
 def _same(a: Any, b: Any) -> bool:

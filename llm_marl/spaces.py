@@ -11,9 +11,12 @@ that vector envs (Gymnasium's, SuperSuit's) and flattening work on any Unicode t
 - ``batch_space``/``batch_differing_spaces`` give a :class:`UnicodeTextBatch` (a ``Tuple`` of
   text spaces) and ``iterate`` walks a batch of strings (a tuple or list, as ``concatenate``
   gives); ``concatenate`` and ``create_empty_array`` are Gymnasium's own for ``Text``.
-- ``flatten``/``unflatten``/``flatten_space`` and the shared memory of ``AsyncVectorEnv`` store
-  Unicode code points (``int32``, ``-1`` after the end of the text) instead of indexes into the
-  charset, so every ``str`` round-trips, whatever its characters.
+- ``flatten``/``unflatten``/``flatten_space`` store Unicode code points (``int32``, ``-1`` after
+  the end of the text) instead of indexes into the charset, so every ``str`` round-trips.
+- Shared memory is refused with an error that says to pass ``shared_memory=False``: Gymnasium's
+  ``AsyncVectorEnv`` and SuperSuit's multiprocess vector envs read it once, as a live view, which
+  an (immutable) ``str`` cannot be. Text observations then travel through pipes; numeric-only
+  consumers tokenise them (:mod:`llm_marl.integrations.tokenized`).
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import CustomSpaceError
 from gymnasium.vector.utils import (
     batch_differing_spaces,
     batch_space,
+    create_shared_memory,
     iterate,
-    read_from_shared_memory,
 )
 from numpy.typing import NDArray
 
@@ -165,8 +169,10 @@ def _flatten_text_space(space: UnicodeText) -> spaces.Box:
     return spaces.Box(PAD_CODE, MAX_CODE_POINT, shape=(space.max_length,), dtype=np.int32)
 
 
-@read_from_shared_memory.register(UnicodeText)
-def _read_texts(space: UnicodeText, shared_memory: Any, n: int = 1) -> tuple[str, ...]:
-    # Gymnasium writes a Text to shared memory with `flatten`, so it holds code points here.
-    data = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape(n, space.max_length)
-    return tuple(_unflatten_text(space, row) for row in data)
+@create_shared_memory.register(UnicodeText)
+def _refuse_shared_memory(space: UnicodeText, n: int = 1, ctx: Any = None) -> Any:  # type: ignore[misc]
+    raise CustomSpaceError(
+        f"{space} cannot live in shared memory: vector envs read it once as a live view, which a "
+        "str cannot be. Pass shared_memory=False (AsyncVectorEnv(..., shared_memory=False)), "
+        "or tokenise the prompts into a Box (llm_marl.integrations.tokenized)"
+    )
