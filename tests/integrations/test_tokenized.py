@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import supersuit as ss
@@ -109,3 +112,14 @@ def test_bad_tokenizers_say_what_to_pass() -> None:
         TokenizedParallelEnv(env, utf8_ids, max_action_tokens=8, **BYTES)
     with pytest.raises(ValueError, match=r"outside 0\.\.99"):
         TokenizedParallelEnv(env, utf8_ids, vocab_size=100, max_tokens=8).reset(seed=0)
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "env_conventions.md"
+
+
+def test_the_env_conventions_page_snippets_run() -> None:
+    """Every python block of docs/env_conventions.md runs as written."""
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, str(DOC), "exec"), {"__name__": "docs"})
