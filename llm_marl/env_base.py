@@ -52,6 +52,19 @@ def part_marker(index: int) -> str:
 _MARKER = re.compile(r"\[PART (\d+)\]")
 
 
+def _zeroed(value: Any) -> Any:
+    """``value`` with every leaf set to the zero of its type: dict keys kept, lists and strings
+    emptied, numbers 0, flags False, anything else None."""
+    if isinstance(value, Mapping):
+        return {key: _zeroed(item) for key, item in value.items()}
+    if isinstance(value, str | bytes | list | tuple):
+        return type(value)()
+    if isinstance(value, bool | np.bool_ | numbers.Number):
+        kind: Any = type(value)
+        return kind(0)
+    return None
+
+
 class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], metaclass=ABCMeta):
     """A PettingZoo parallel env in which LLM agents answer text prompts and share a reward.
 
@@ -470,16 +483,3 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         else:
             info["individual_reward"] = float(outcome.individual[agent])
         return info
-
-
-def _zeroed(value: Any) -> Any:
-    """``value`` with every leaf set to the zero of its type: dict keys kept, lists and strings
-    emptied, numbers 0, flags False, anything else None."""
-    if isinstance(value, Mapping):
-        return {key: _zeroed(item) for key, item in value.items()}
-    if isinstance(value, str | bytes | list | tuple):
-        return type(value)()
-    if isinstance(value, bool | np.bool_ | numbers.Number):
-        kind: Any = type(value)
-        return kind(0)
-    return None
