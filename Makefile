@@ -4,7 +4,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: test demo lint clean
+.PHONY: test test-gymnasium demo lint clean
+
+# The env, space and conformance tests again on the lowest and the newest gymnasium that
+# pyproject.toml allows (>=1.0,<2), each in a small venv of the core dependencies and pytest
+# (no torch): the training extras could hold gymnasium back in .venv. About a minute each.
+GYM_LOW   := 1.0.0
+GYM_RANGE := >=1.0,<2
+GYM_TESTS := tests/test_spaces.py tests/envs/test_env_modules.py \
+             tests/integrations/test_gymnasium.py tests/test_conformance.py
+GYM_SKIP  := not three_agent and not reference_answers and not bad_input
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +33,23 @@ lint: $(DEV_STAMP)
 
 test: lint
 	$(PY) -m pytest -q
+	$(MAKE) test-gymnasium
+
+.venv-gym-low/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-gym-low
+	.venv-gym-low/bin/python -m pip install --quiet -e . pytest "gymnasium==$(GYM_LOW)"
+	touch $@
+
+.venv-gym-high/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-gym-high
+	.venv-gym-high/bin/python -m pip install --quiet --upgrade -e . pytest "gymnasium$(GYM_RANGE)"
+	touch $@
+
+test-gymnasium: .venv-gym-low/.installed .venv-gym-high/.installed
+	for venv in .venv-gym-low .venv-gym-high; do \
+		$$venv/bin/python -c "import gymnasium; print('gymnasium', gymnasium.__version__)" && \
+		$$venv/bin/python -m pytest -q -p no:cacheprovider $(GYM_TESTS) -k "$(GYM_SKIP)" || exit 1; \
+	done
 
 # MAGRPO on tldr_v0 with the embedded model and LoRA, on CPU (configs/demo.yaml); a second
 # `make demo` starts the run over.
@@ -31,4 +57,4 @@ demo: $(DEV_STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/llm-marl train --config configs/demo.yaml --overwrite
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-gym-low .venv-gym-high build *.egg-info .pytest_cache .ruff_cache

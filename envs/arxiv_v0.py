@@ -12,6 +12,8 @@ paper, arXiv 2508.04652).
 | Observation space | ``Dict({"text": UnicodeText(max_prompt_chars)})``: the agent's prompt |
 | Action space | ``UnicodeText(max_action_chars)``: any string; longer ones are cut and flagged |
 | Turns | ``num_turns`` (default 1); later turns show both last answers and a review |
+| Episode end | terminated after the last turn (a fixed horizon); the env never truncates |
+| PettingZoo | ``max_cycles`` aliases ``num_turns``; ``render_mode="ansi"`` (text) or ``"human"`` |
 | Reward | team reward ``v0``, 0 to 3 (see below); ``reward_mode="individual"`` for shares |
 | Data | bundled sample (48 train / 16 test); ``data="OpenMLRL/arXiv_abstract"`` or a local path |
 
@@ -35,7 +37,10 @@ else ``<split>-<row>``. The hub set's train and test splits (and the bundled sam
 disjoint.
 
 ## Version history
-- v0: initial release, the paper's reward.
+- v0: initial release, the paper's reward. The last turn ends the episode as a *termination*
+  (nothing to bootstrap from; earlier builds said truncation, which RL libraries read as a time
+  limit); truncation is left to a real time limit (a wrapper). ``infos`` have the same keys at
+  reset (zero values) as at every step.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ CoopHumanEval coding task of the MAGRPO paper, arXiv 2508.04652).
 | Observation space | ``Dict({"text": UnicodeText(max_prompt_chars)})``: the agent's prompt |
 | Action space | ``UnicodeText(max_action_chars)``: any string; longer ones are cut and flagged |
 | Turns | ``num_turns`` (default 1; the paper's multi-turn runs use 2); later turns show feedback |
+| Episode end | terminated after the last turn (a fixed horizon); the env never truncates |
+| PettingZoo | ``max_cycles`` aliases ``num_turns``; ``render_mode="ansi"`` (text) or ``"human"`` |
 | Reward | team reward ``v0``, -0.5 to 4 (see below); ``reward_mode="individual"`` for shares |
 | Data | bundled sample (24 train / 8 test); ``data="OpenMLRL/CoopHumanEval"`` or a local file |
 | Options | ``test_timeout_s`` (5.0 per test), ``test_memory_mb``, ``max_feedback_asserts`` (3) |
@@ -69,7 +71,10 @@ train[:16]``) its first 16 problems are our ``"test"`` split and the rest ``"tra
 file or folder is used as the requested split as it is.
 
 ## Version history
-- v0: initial release, the paper's reward.
+- v0: initial release, the paper's reward. The last turn ends the episode as a *termination*
+  (nothing to bootstrap from; earlier builds said truncation, which RL libraries read as a time
+  limit); truncation is left to a real time limit (a wrapper). ``infos`` have the same keys at
+  reset (zero values) as at every step.
 """
 
 from __future__ import annotations

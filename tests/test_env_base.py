@@ -135,13 +135,14 @@ def test_infos_carry_terms_task_and_measures() -> None:
     assert info["action_truncated"] is False
 
 
-def test_single_turn_episode_truncates_and_agents_leave() -> None:
-    """After the last turn every agent is truncated (not terminated) and leaves."""
+def test_single_turn_episode_terminates_and_agents_leave() -> None:
+    """After the last turn every agent is terminated (a fixed horizon, not a time limit: no
+    truncation, so RL libraries do not bootstrap past the end) and leaves."""
     env = llm_marl.make("tldr_v0")
     env.reset(seed=0)
     _, _, terminations, truncations, _ = env.step(joint(env))
-    assert truncations == {"concise_0": True, "detailed_1": True}
-    assert terminations == {"concise_0": False, "detailed_1": False}
+    assert terminations == {"concise_0": True, "detailed_1": True}
+    assert truncations == {"concise_0": False, "detailed_1": False}
     assert env.agents == []
 
 
@@ -149,17 +150,17 @@ def test_multi_turn_prompts_show_partner_answer_and_review() -> None:
     """Turn 2 prompts show the agent's and its partner's last answers and the team reward."""
     env = llm_marl.make("tldr_v0", num_turns=2)
     first, _ = env.reset(seed=0)
-    observations, rewards, _, truncations, infos = env.step(joint(env))
-    assert truncations == {"concise_0": False, "detailed_1": False}
+    observations, rewards, terminations, _, infos = env.step(joint(env))
+    assert terminations == {"concise_0": False, "detailed_1": False}
     prompt = observations["concise_0"]["text"]
     assert prompt.startswith(first["concise_0"]["text"])
     assert f"Your answer:\n{SHORT}" in prompt
     assert f"Your teammate's answer:\n{LONG}" in prompt
     assert f"team reward {rewards['concise_0']:.2f}" in prompt
     assert f"Your answer:\n{LONG}" in observations["detailed_1"]["text"]
-    _, _, _, truncations, infos = env.step(joint(env, LONG, SHORT))
+    _, _, terminations, _, infos = env.step(joint(env, LONG, SHORT))
     assert infos["concise_0"]["turn"] == 1
-    assert all(truncations.values()) and env.agents == []
+    assert all(terminations.values()) and env.agents == []
 
 
 def test_oversized_actions_are_cut_and_flagged() -> None:
