@@ -111,7 +111,7 @@ def trl_reward(env_id: str, **env_kwargs: Any) -> RewardFunction:
             env = envs[part]
             env.reset(options={"task_id": tid})
             agent = env.possible_agents[0]
-            _, rewards, *_ = env.step({agent: completion_text(completion)})
+            rewards = env.step({agent: completion_text(completion)})[1]
             scores.append(float(rewards[agent]))
         return scores
 
