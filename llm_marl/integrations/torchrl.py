@@ -40,7 +40,7 @@ def flat_numeric_infos(info: Mapping[str, Any], prefix: str = "") -> dict[str, f
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flat_numeric_infos(value, prefix=f"{name}."))
-        elif isinstance(value, bool | int | float) and not isinstance(value, complex):
+        elif isinstance(value, bool | int | float):
             flat[name] = float(value)
         elif hasattr(value, "item") and getattr(value, "size", 0) == 1:  # numpy scalars
             item = value.item()
