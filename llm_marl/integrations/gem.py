@@ -15,19 +15,35 @@ single-agent view with one agent.
 ...     actions = {agent: "my answer" for agent in env.agents}
 ...     observations, rewards, terminations, truncations, infos = env.step(actions)
 
-Needs ``pip install "llm-marl[gem]"``.
+Importing this module leaves the root logger as it was (``import gem`` alone configures it
+to print INFO messages). Needs ``pip install "llm-marl[gem]"``.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import logging
+from types import ModuleType
 from typing import Any
 
-import gem
-from gem.envs.registration import ENV_REGISTRY
-from gem.multiagent import MultiAgentEnv
-
 import llm_marl
+
+
+def _import_gem() -> ModuleType:
+    """Import gem without the ``logging.basicConfig(level=INFO)`` its ``__init__`` runs."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    module = importlib.import_module("gem")
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    return module
+
+
+gem = _import_gem()
+
+from gem.envs.registration import ENV_REGISTRY  # noqa: E402
+from gem.multiagent import MultiAgentEnv  # noqa: E402
 
 __all__ = ["NAMESPACE", "GemMultiAgentEnv", "register_envs"]
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
+
 import pytest
 
 import llm_marl
@@ -49,3 +53,15 @@ def test_single_agent_view_has_one_agent() -> None:
     env = gem.make("llm_marl:tldr_v0", single_agent=True)
     observations, _ = env.reset(seed=0)
     assert list(observations) == ["writer_0"]
+
+
+def test_importing_the_adapter_leaves_logging_alone() -> None:
+    """``import gem`` calls ``logging.basicConfig``; the adapter undoes it for the root logger."""
+    code = (
+        "import logging; import llm_marl.integrations.gem; "
+        "r = logging.getLogger(); print(len(r.handlers), r.level)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["0", str(logging.WARNING)]
