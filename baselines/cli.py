@@ -192,7 +192,16 @@ def train_main(argv: Sequence[str]) -> int:
     except (ValueError, TypeError, OSError, KeyError, yaml.YAMLError) as error:
         print(f"llm-marl train: error: {error}", file=sys.stderr)
         return 2
-    result = trainer.train()
+    from llm_marl.baselines.storage import run_folder_error
+
+    try:
+        result = trainer.train()
+    except Exception as error:
+        reason = run_folder_error(error, trainer.run_dir)  # a full disk, a taken folder
+        if reason is None:
+            raise
+        print(f"llm-marl train: error: {reason}", file=sys.stderr)
+        return 2
     from llm_marl.baselines.run_log import METRICS_FILE, quarter_means
 
     last = result.metrics[-1]

@@ -17,6 +17,7 @@ from types import TracebackType
 
 __all__ = [
     "LOCK_FILE",
+    "RunFolderError",
     "RunFolderInUse",
     "RunLock",
     "check_unlocked",
@@ -27,7 +28,14 @@ __all__ = [
 LOCK_FILE = ".run.lock"
 
 
-class RunFolderInUse(OSError):
+class RunFolderError(OSError):
+    """A run folder another trainer holds or changed; the message says which and what to do."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class RunFolderInUse(RunFolderError):
     """Another live process holds the run folder's lock."""
 
     def __init__(self, run_dir: Path, holder: str) -> None:
@@ -38,9 +46,6 @@ class RunFolderInUse(OSError):
         )
         self.run_dir = run_dir
         self.holder = holder
-
-    def __str__(self) -> str:
-        return str(self.strerror)
 
 
 class RunLock:

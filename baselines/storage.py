@@ -15,7 +15,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["StorageError", "check_writable", "fsync_folder", "storage_error"]
+__all__ = [
+    "StorageError",
+    "check_writable",
+    "fsync_folder",
+    "run_folder_error",
+    "storage_error",
+]
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -61,6 +67,16 @@ def storage_error(error: BaseException, path: Path) -> OSError | None:
         if code in _NOT_WRITABLE or (code is None and any(t in text for t in _NOT_WRITABLE_TEXT)):
             return _not_writable(path, str(cause))
     return None
+
+
+def run_folder_error(error: BaseException, run_dir: Path) -> OSError | None:
+    """What the command line reports in one line about a run's folder: another trainer on it,
+    a full disk, a folder it cannot write; None for any other error (a bug: keep its trace)."""
+    from llm_marl.baselines.run_lock import RunFolderError
+
+    if isinstance(error, RunFolderError):
+        return error
+    return storage_error(error, run_dir)
 
 
 def _chain(error: BaseException) -> list[BaseException]:

@@ -18,6 +18,7 @@ state (:meth:`~Trainer.extra_parts`, :meth:`~Trainer.extra_state`,
 
 from __future__ import annotations
 
+import errno
 import random
 import time
 from collections.abc import Mapping
@@ -61,7 +62,7 @@ from llm_marl.baselines.run_config import (
     run_settings,
     saved_settings,
 )
-from llm_marl.baselines.run_lock import RunLock, folder_state, run_has_files
+from llm_marl.baselines.run_lock import RunFolderError, RunLock, folder_state, run_has_files
 from llm_marl.baselines.run_log import (
     METRICS_FILE,
     RunLog,
@@ -311,9 +312,10 @@ class Trainer:
         """
         with RunLock(self.run_dir):
             if folder_state(self.run_dir) != self._folder_seen:
-                raise RuntimeError(
+                raise RunFolderError(
+                    errno.EBUSY,
                     f"{self.run_dir} changed after this trainer was set up (another trainer "
-                    "wrote to it meanwhile); set the trainer up again to see its new state"
+                    "wrote to it meanwhile); start again to see its new state",
                 )
             return self._train()
 
