@@ -85,6 +85,10 @@ def _entries(folder: Path) -> list[Path]:
 def check_resumable(config: TrainConfig, saved: Mapping[str, Any], source: Path) -> None:
     """Refuse to resume with settings that would change the run's meaning (``saved``: the
     settings kept in ``source``, a ``config.yaml`` or a checkpoint's manifest)."""
+    if saved.get("algo", config.algo) != config.algo:
+        raise ValueError(
+            f"{source} is of a {saved['algo']} run; resume it with --algo {saved['algo']}"
+        )
     current = run_settings(config)
     changed = {
         k: (current[k], v)

@@ -266,14 +266,13 @@ class Trainer:
                     f"--resume: no complete checkpoint in {checkpoints} (the run stopped before "
                     "its first one); start it again with --overwrite"
                 )
-            if saved is None:
-                saved = saved_settings(self.run_dir, config.algo)
-            check_resumable(config, saved, self.run_dir / CONFIG_FILE)
+            if (self.run_dir / CONFIG_FILE).is_file():
+                if saved is None:
+                    saved = saved_settings(self.run_dir, config.algo)
+                check_resumable(config, saved, self.run_dir / CONFIG_FILE)
             kept = checkpoint_settings(latest)  # the settings that trained these weights
             if kept is not None:
-                check_resumable(
-                    config, {k: v for k, v in kept.items() if k != "algo"}, latest / MANIFEST
-                )
+                check_resumable(config, kept, latest / MANIFEST)
             return latest
         if run_has_files(self.run_dir) and not config.overwrite:
             if (self.run_dir / CONFIG_FILE).is_file():
