@@ -152,6 +152,12 @@ def test_resume_without_config_yaml_keeps_the_checkpoints_settings(
     assert "seed=3 (saved 0)" in capsys.readouterr().err
 
 
+def test_the_logprob_batch_size_is_kept_on_resume(run: Path, fast: dict[str, Any]) -> None:
+    """Batches of other sizes round the log-probs differently: a resume would not be the run."""
+    with pytest.raises(ValueError, match=r"logprob_batch_size=2 \(saved None\)"):
+        _resume(fast, logprob_batch_size=2)
+
+
 def test_optimiser_states_that_lost_entries_are_refused(run: Path) -> None:
     """A writer that lost the states (the manifest rewritten to match) is still caught."""
     newest = run / "checkpoints" / "step-000002"
