@@ -92,7 +92,8 @@ def _no_space(path: Path, detail: str) -> OSError:
     return StorageError(
         errno.ENOSPC,
         f"no space left on device: writing {path} failed ({_free(path)} free; {detail[:120]}); "
-        "free some space or pick another --output-dir, then --resume",
+        "free some space (--resume then goes on from the last checkpoint) or pick another "
+        "--output-dir",
     )
 
 

@@ -217,13 +217,21 @@ def _train_on_a_small_mount(
 
 
 @pytest.mark.skipif(not _unshare_works(), reason="needs unshare -rm (user namespaces)")
-@pytest.mark.parametrize("size", ["32k", "128k"])
-def test_a_full_disk_ends_the_run_with_one_line(size: str, tmp_path: Path) -> None:
-    """The config and the first metrics fit; a checkpoint (about 250 KB) does not: at 32 KiB
-    safetensors fails on an adapter, at 128 KiB torch on the trainer state."""
-    done = _train_on_a_small_mount(tmp_path / "small", f"size={size}", "--model", "tiny")
+@pytest.mark.parametrize(
+    ("size", "failing"),
+    [
+        ("8k", "magrpo-digits_v0-seed0 failed ("),  # the run log: Python's own ENOSPC
+        ("64k", ".partial-step-000001 failed (0.0 MiB free; Error while serializing"),  # adapter
+        ("128k", ".partial-step-000001 failed (0.0 MiB free; [enforce fail"),  # torch: state
+    ],
+)
+def test_a_full_disk_ends_the_run_with_one_line(size: str, failing: str, tmp_path: Path) -> None:
+    """Each size runs out in another writer; a checkpoint is about 250 KB."""
+    options = ("--model", "tiny", "--num-steps", "1")
+    done = _train_on_a_small_mount(tmp_path / "small", f"size={size}", *options)
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.startswith("llm-marl train: error: no space left on device: ")
+    assert failing in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
 
 
