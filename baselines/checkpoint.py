@@ -39,7 +39,6 @@ __all__ = [
     "DamagedCheckpoint",
     "checkpoint_name",
     "checkpoint_problem",
-    "checkpoint_settings",
     "latest_checkpoint",
     "load_extras",
     "load_trainer_state",
@@ -260,13 +259,6 @@ def latest_checkpoint(folder: Path, extras: Sequence[str] = ()) -> Path | None:
             stacklevel=2,
         )
     return None
-
-
-def checkpoint_settings(checkpoint: Path) -> dict[str, Any] | None:
-    """The run settings saved in ``checkpoint``'s manifest (None: a checkpoint without them)."""
-    manifest = _read_manifest(checkpoint)
-    settings = manifest.get("settings") if manifest else None
-    return dict(settings) if isinstance(settings, dict) and settings else None
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ __all__ = [
     "CHECKPOINT_MANIFEST",
     "CONFIG_FILE",
     "check_resumable",
+    "check_resume",
     "dump_config",
     "run_settings",
     "saved_settings",
@@ -69,13 +70,36 @@ def _newest_settings(run_dir: Path) -> dict[str, Any]:
     folder = run_dir / CHECKPOINTS_DIR
     steps = [(int(m.group(1)), p) for p in _entries(folder) if (m := _STEP.fullmatch(p.name))]
     for _, path in sorted(steps, reverse=True):
-        try:
-            settings = json.loads((path / CHECKPOINT_MANIFEST).read_text()).get("settings")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(settings, dict) and settings:
+        settings = _checkpoint_settings(path)
+        if settings:
             return settings
     return {}
+
+
+def _checkpoint_settings(checkpoint: Path) -> dict[str, Any]:
+    """The settings kept in a checkpoint's manifest (empty: a checkpoint without them)."""
+    try:
+        settings = json.loads((checkpoint / CHECKPOINT_MANIFEST).read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return dict(settings) if isinstance(settings, dict) else {}
+
+
+def check_resume(
+    config: TrainConfig, checkpoint: Path, saved: Mapping[str, Any] | None = None
+) -> None:
+    """Refuse to resume ``checkpoint`` (in ``<run>/checkpoints/``) with settings that change
+    the run: those of the run's ``config.yaml`` (``saved`` when the caller read them already)
+    and those kept in the checkpoint, which trained its weights (they count when
+    ``config.yaml`` is gone)."""
+    run_dir = checkpoint.parent.parent
+    if (run_dir / CONFIG_FILE).is_file():
+        if saved is None:
+            saved = saved_settings(run_dir, config.algo)
+        check_resumable(config, saved, run_dir / CONFIG_FILE)
+    kept = _checkpoint_settings(checkpoint)
+    if kept:
+        check_resumable(config, kept, checkpoint / CHECKPOINT_MANIFEST)
 
 
 def _entries(folder: Path) -> list[Path]:

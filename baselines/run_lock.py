@@ -51,9 +51,12 @@ class RunFolderInUse(RunFolderError):
 class RunLock:
     """The exclusive lock of one run folder (a context manager; :meth:`release` ends it)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(
+        self, run_dir: Path, *, unchanged_since: frozenset[tuple[str, int]] | None = None
+    ) -> None:
         """Take the lock of ``run_dir`` (created if missing); :class:`RunFolderInUse` when a
-        live process holds it."""
+        live process holds it, :class:`RunFolderError` when the folder's
+        :func:`folder_state` is no longer ``unchanged_since`` (what the caller read of it)."""
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / LOCK_FILE
@@ -63,6 +66,13 @@ class RunLock:
         os.ftruncate(self._fd, 0)
         os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
         os.fsync(self._fd)
+        if unchanged_since is not None and folder_state(run_dir) != unchanged_since:
+            self.release()
+            raise RunFolderError(
+                errno.EBUSY,
+                f"{run_dir} changed after this trainer was set up (another trainer wrote to "
+                "it meanwhile); start again to see its new state",
+            )
 
     @property
     def held(self) -> bool:

@@ -3,6 +3,7 @@
 One update (:meth:`Trainer.train_step`) is five overridable stages:
 
 1. :meth:`~Trainer.roll_out`: one scored tree per task (:mod:`~llm_marl.baselines.rollout`);
+   a task with a sandbox error anywhere in its tree goes no further (``sandbox_error_tasks``);
 2. :meth:`~Trainer.credit`: the credit estimator (:meth:`~Trainer.make_estimator`) turns each
    whole tree into groups with returns and advantages (:mod:`~llm_marl.baselines.credit`);
 3. :meth:`~Trainer.loss`: backpropagate one task's loss (gradient accumulation over tasks);
@@ -18,7 +19,6 @@ state (:meth:`~Trainer.extra_parts`, :meth:`~Trainer.extra_state`,
 
 from __future__ import annotations
 
-import errno
 import random
 import time
 from collections.abc import Mapping
@@ -32,10 +32,8 @@ from pettingzoo import ParallelEnv
 
 import llm_marl
 from llm_marl.baselines.checkpoint import (
-    MANIFEST,
     TEAM_DIR,
     checkpoint_name,
-    checkpoint_settings,
     latest_checkpoint,
     load_extras,
     load_trainer_state,
@@ -57,12 +55,11 @@ from llm_marl.baselines.rollout import (
 from llm_marl.baselines.run_config import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
-    check_resumable,
+    check_resume,
     dump_config,
     run_settings,
-    saved_settings,
 )
-from llm_marl.baselines.run_lock import RunFolderError, RunLock, folder_state, run_has_files
+from llm_marl.baselines.run_lock import RunLock, folder_state, run_has_files
 from llm_marl.baselines.run_log import (
     METRICS_FILE,
     RunLog,
@@ -266,13 +263,7 @@ class Trainer:
                     f"--resume: no complete checkpoint in {checkpoints} (the run stopped before "
                     "its first one); start it again with --overwrite"
                 )
-            if (self.run_dir / CONFIG_FILE).is_file():
-                if saved is None:
-                    saved = saved_settings(self.run_dir, config.algo)
-                check_resumable(config, saved, self.run_dir / CONFIG_FILE)
-            kept = checkpoint_settings(latest)  # the settings that trained these weights
-            if kept is not None:
-                check_resumable(config, kept, latest / MANIFEST)
+            check_resume(config, latest, saved)
             return latest
         if run_has_files(self.run_dir) and not config.overwrite:
             if (self.run_dir / CONFIG_FILE).is_file():
@@ -309,13 +300,7 @@ class Trainer:
 
         The run folder is locked meanwhile: a second trainer on it refuses to start.
         """
-        with RunLock(self.run_dir):
-            if folder_state(self.run_dir) != self._folder_seen:
-                raise RunFolderError(
-                    errno.EBUSY,
-                    f"{self.run_dir} changed after this trainer was set up (another trainer "
-                    "wrote to it meanwhile); start again to see its new state",
-                )
+        with RunLock(self.run_dir, unchanged_since=self._folder_seen):
             return self._train()
 
     def _train(self) -> TrainResult:
