@@ -145,8 +145,9 @@ def plot_rewards(records: Sequence[Mapping[str, Any]], path: Path, window: int =
 
 
 def quarter_means(records: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
-    """Mean ``team_reward_mean`` of the first and of the last quarter of the steps."""
-    rewards = [float(r["team_reward_mean"]) for r in records]
+    """Mean ``team_reward_mean`` of the first and of the last quarter of the steps that have
+    one (a step whose every task had a sandbox error has none)."""
+    rewards = [float(r["team_reward_mean"]) for r in records if r["team_reward_mean"] is not None]
     if len(rewards) < 4:
         raise ValueError(f"quarters need at least 4 steps, got {len(rewards)}")
     quarter = len(rewards) // 4

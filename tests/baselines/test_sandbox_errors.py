@@ -9,8 +9,10 @@ import pytest
 import torch
 from toy_env import SandboxErrorEnv
 
+import llm_marl
 from llm_marl.baselines import MAGRPOConfig, MAGRPOTrainer
 from llm_marl.baselines.rollout import has_sandbox_error
+from llm_marl.cli import main
 
 
 def _weights(trainer: MAGRPOTrainer) -> list[torch.Tensor]:
@@ -59,3 +61,17 @@ def test_the_count_is_logged_every_step(fast: dict[str, Any]) -> None:
     records = MAGRPOTrainer(config, env=SandboxErrorEnv({2, 3, 4})).train().metrics
     assert [r["sandbox_error_tasks"] for r in records] == [1, 2]
     assert records[1]["team_reward_mean"] is None  # no task left to measure
+
+
+def test_the_command_line_reports_a_run_whose_last_step_learned_nothing(
+    fast: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    llm_marl.register(
+        "sandboxfail_v0", lambda **kwargs: SandboxErrorEnv({5}, **kwargs), override=True
+    )
+    argv = ["train", "--env", "sandboxfail_v0", "--model", "tiny", "--num-steps", "5"]
+    argv += ["--max-new-tokens", "8", "--output-dir", fast["output_dir"], "--no-progress"]
+    with pytest.warns(UserWarning, match="every task of this step"):
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "team_reward_mean=none" in out and "first quarter of steps" in out
