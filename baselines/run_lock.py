@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import socket
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -133,18 +134,26 @@ def folder_state(run_dir: Path) -> frozenset[tuple[str, int]]:
     )
 
 
-def _try_lock(path: Path) -> int | None:
-    """An open descriptor holding the exclusive lock of ``path``, or None when it is held."""
+def _try_lock(path: Path, tries: int = 3) -> int | None:
+    """An open descriptor holding the exclusive lock of ``path``, or None when it is held.
+
+    A few tries, 50 ms apart: :func:`check_unlocked` of a trainer being set up holds a shared
+    lock for an instant, which must not read as a trainer holding the folder.
+    """
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
+        for attempt in range(tries):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if attempt + 1 < tries:
+                    time.sleep(0.05)
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    os.close(fd)
+    return None
 
 
 def _holder(path: Path) -> str:
