@@ -192,7 +192,16 @@ def train_main(argv: Sequence[str]) -> int:
     except (ValueError, TypeError, OSError, KeyError, yaml.YAMLError) as error:
         print(f"llm-marl train: error: {error}", file=sys.stderr)
         return 2
-    result = trainer.train()
+    from llm_marl.baselines.storage import run_folder_error
+
+    try:
+        result = trainer.train()
+    except Exception as error:
+        reason = run_folder_error(error, trainer.run_dir)  # a full disk, a taken folder
+        if reason is None:
+            raise
+        print(f"llm-marl train: error: {reason}", file=sys.stderr)
+        return 2
     from llm_marl.baselines.run_log import METRICS_FILE, quarter_means
 
     last = result.metrics[-1]
@@ -200,8 +209,9 @@ def train_main(argv: Sequence[str]) -> int:
     print(f"metrics:    {result.run_dir / METRICS_FILE} ({len(result.metrics)} steps)")
     print(f"checkpoint: {result.checkpoint}")
     print(f"plot:       {result.plot}")
-    print(f"last step:  team_reward_mean={last['team_reward_mean']:.3f}")
-    if len(result.metrics) >= 4:
+    reward = last["team_reward_mean"]  # none: every task of the step had a sandbox error
+    print(f"last step:  team_reward_mean={'none' if reward is None else format(reward, '.3f')}")
+    if sum(r["team_reward_mean"] is not None for r in result.metrics) >= 4:
         first_q, last_q = quarter_means(result.metrics)
         print(
             f"team reward, first quarter of steps {first_q:.3f} -> last quarter {last_q:.3f} "

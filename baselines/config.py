@@ -109,7 +109,8 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     """Clip each agent's gradient norm to this; 0 turns clipping off."""
     logprob_batch_size: int | None = None
-    """Most responses in one forward pass of the loss; none: all of a task at once."""
+    """Most responses in one forward pass of the loss; none: all of a task at once. Fixed for
+    a run: other batches round differently (about 5e-7), so a resume would drift from it."""
     seed: int = 0
     """Seed of the data order, the sampling and the initial adapters' randomness."""
 
@@ -351,7 +352,6 @@ RESUMABLE_CHANGES: frozenset[str] = frozenset(
         "log_samples_every",
         "progress",
         "device",
-        "logprob_batch_size",
         "resume",
         "overwrite",
         "output_dir",  # where the folder is, not what the run does

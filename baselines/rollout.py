@@ -9,6 +9,11 @@ episode goes on, chosen joint actions get a child node for the next turn (all of
 With ``greedy_joint`` every node also gets one greedy answer per agent, scored but never
 expanded (the ReMax baseline). The tree holds rewards only: the credit stage
 (:mod:`~llm_marl.baselines.credit`) turns it into returns and advantages.
+
+A step whose env reports ``infos[agent]["sandbox_status"] == "sandbox_error"`` (the code sandbox
+failed, so the reward says nothing about the answer) marks its joint action
+(``Joint.sandbox_error``); :func:`without_sandbox_errors` keeps the trees with no such step, so
+a sandbox failure never becomes a low reward to learn from.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import copy
 import itertools
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,11 +36,16 @@ __all__ = [
     "Node",
     "RolloutStats",
     "TreeSettings",
+    "has_sandbox_error",
     "joint_picks",
     "observation_text",
     "rollout_tree",
     "team_outcome",
+    "without_sandbox_errors",
 ]
+
+#: The ``infos[agent]["sandbox_status"]`` of a step whose code sandbox failed.
+SANDBOX_ERROR = "sandbox_error"
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,8 @@ class Joint:
     """The next turn's node, when this joint action was expanded."""
     returns: dict[str, float] = field(default_factory=dict)
     """Each agent's discounted return from here (set by the credit stage)."""
+    sandbox_error: bool = False
+    """True when the env reported a sandbox failure for this step (its reward means nothing)."""
 
 
 @dataclass
@@ -215,7 +228,34 @@ def _step(
     done = not branch.agents or all(
         terminations.get(a, False) or truncations.get(a, False) for a in node.agents
     )
-    return Joint(picks, agent_rewards, team_reward, terms, done), branch, observations
+    failed = any(
+        isinstance(info, Mapping) and info.get("sandbox_status") == SANDBOX_ERROR
+        for info in infos.values()
+    )
+    joint = Joint(picks, agent_rewards, team_reward, terms, done, sandbox_error=failed)
+    return joint, branch, observations
+
+
+def has_sandbox_error(tree: Node) -> bool:
+    """True when any step of ``tree`` (a greedy answer's too) had a sandbox failure."""
+    return any(
+        joint.sandbox_error
+        for node in tree.walk()
+        for joint in [*node.joints, *([node.greedy] if node.greedy else [])]
+    )
+
+
+def without_sandbox_errors(trees: Sequence[Node]) -> list[Node]:
+    """The trees without a sandbox failure (the tasks a step may learn from); a warning
+    when there are none left."""
+    kept = [tree for tree in trees if not has_sandbox_error(tree)]
+    if trees and not kept:
+        warnings.warn(
+            f"every task of this step ({len(trees)}) had a sandbox error, so the step learns "
+            "nothing; check llm_marl.sandbox.isolation() and the machine's load",
+            stacklevel=2,
+        )
+    return kept
 
 
 def _expand(node: Node, settings: TreeSettings) -> list[Node]:

@@ -47,7 +47,10 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` by ``text`` in one step: a kill leaves the old file or the new one."""
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
+    with partial.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(partial, path)
 
 
@@ -75,6 +78,8 @@ class RunLog:
         record = {"step": step, **{k: _finite(v) for k, v in metrics.items()}}
         with (self.run_dir / METRICS_FILE).open("a") as f:
             f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())  # a step's record survives a crash that follows it
         if self._writer is not None:
             for name, value in metrics.items():
                 if isinstance(value, int | float):
@@ -140,8 +145,9 @@ def plot_rewards(records: Sequence[Mapping[str, Any]], path: Path, window: int =
 
 
 def quarter_means(records: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
-    """Mean ``team_reward_mean`` of the first and of the last quarter of the steps."""
-    rewards = [float(r["team_reward_mean"]) for r in records]
+    """Mean ``team_reward_mean`` of the first and of the last quarter of the steps that have
+    one (a step whose every task had a sandbox error has none)."""
+    rewards = [float(r["team_reward_mean"]) for r in records if r["team_reward_mean"] is not None]
     if len(rewards) < 4:
         raise ValueError(f"quarters need at least 4 steps, got {len(rewards)}")
     quarter = len(rewards) // 4

@@ -11,18 +11,26 @@ import torch
 from pettingzoo import ParallelEnv
 
 from llm_marl.baselines.config import TrainConfig
-from llm_marl.baselines.run_config import CONFIG_FILE
+from llm_marl.baselines.run_config import CHECKPOINTS_DIR, CONFIG_FILE
+from llm_marl.baselines.run_lock import LOCK_FILE, check_unlocked
 from llm_marl.baselines.run_log import METRICS_FILE, PLOT_FILE, SAMPLES_FILE
+from llm_marl.baselines.storage import check_writable
 from llm_marl.models import LoRASettings, Team, load_policy
 from llm_marl.models.team import MANIFEST as TEAM_MANIFEST
 from llm_marl.models.team import read_manifest
 
-__all__ = ["RUN_ENTRIES", "build_team", "check_agents", "clear_run_folder"]
+__all__ = [
+    "RUN_ENTRIES",
+    "build_team",
+    "check_agents",
+    "check_run_folder",
+    "clear_run_folder",
+]
 
-#: What a run folder may hold; ``--overwrite`` refuses to delete a folder with anything else.
-RUN_ENTRIES = frozenset(
-    {CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, PLOT_FILE, "checkpoints", "tensorboard"}
-)
+_OUTPUTS = (CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, PLOT_FILE, CHECKPOINTS_DIR, "tensorboard")
+#: What a run folder may hold (its outputs, their partly written copies, the lock);
+#: ``--overwrite`` refuses to delete a folder with anything else.
+RUN_ENTRIES = frozenset({*_OUTPUTS, *(f".{name}.partial" for name in _OUTPUTS), LOCK_FILE})
 
 
 def build_team(config: TrainConfig, agents: Sequence[str], saved: Path | None) -> Team:
@@ -46,8 +54,19 @@ def build_team(config: TrainConfig, agents: Sequence[str], saved: Path | None) -
     return team
 
 
+def check_run_folder(run_dir: Path) -> None:
+    """Refuse, before any model loads, a run folder that cannot be written or that a live
+    trainer holds; changes nothing on disk."""
+    check_writable(run_dir)
+    check_unlocked(run_dir)
+
+
 def clear_run_folder(run_dir: Path) -> None:
-    """Delete a previous run's outputs (``--overwrite``); refuse a folder holding other files."""
+    """Delete a previous run's outputs (``--overwrite``); refuse a folder holding other files.
+
+    Call it holding the folder's :class:`~llm_marl.baselines.run_lock.RunLock`: the lock file
+    stays, so a trainer that starts meanwhile still finds the folder taken.
+    """
     if not run_dir.exists():
         return
     foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_ENTRIES)
@@ -56,7 +75,13 @@ def clear_run_folder(run_dir: Path) -> None:
             f"--overwrite: {run_dir} holds files that are not a run's outputs ({foreign[:5]}); "
             "it was left untouched: pick another --run-name or --output-dir"
         )
-    shutil.rmtree(run_dir)
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def _check_saved_team_model(config: TrainConfig) -> None:

@@ -3,6 +3,7 @@
 One update (:meth:`Trainer.train_step`) is five overridable stages:
 
 1. :meth:`~Trainer.roll_out`: one scored tree per task (:mod:`~llm_marl.baselines.rollout`);
+   a task with a sandbox error anywhere in its tree goes no further (``sandbox_error_tasks``);
 2. :meth:`~Trainer.credit`: the credit estimator (:meth:`~Trainer.make_estimator`) turns each
    whole tree into groups with returns and advantages (:mod:`~llm_marl.baselines.credit`);
 3. :meth:`~Trainer.loss`: backpropagate one task's loss (gradient accumulation over tasks);
@@ -44,8 +45,21 @@ from llm_marl.baselines.credit import Credit, CreditEstimator, GroupBaseline
 from llm_marl.baselines.evaluation import evaluate, evaluation_resets
 from llm_marl.baselines.metrics import group_metrics, reward_metrics
 from llm_marl.baselines.returns import ReturnSettings
-from llm_marl.baselines.rollout import Node, RolloutStats, TreeSettings, rollout_tree
-from llm_marl.baselines.run_config import CONFIG_FILE, check_resumable, dump_config, saved_settings
+from llm_marl.baselines.rollout import (
+    Node,
+    RolloutStats,
+    TreeSettings,
+    rollout_tree,
+    without_sandbox_errors,
+)
+from llm_marl.baselines.run_config import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    check_resume,
+    dump_config,
+    run_settings,
+)
+from llm_marl.baselines.run_lock import RunLock, folder_state, run_has_files
 from llm_marl.baselines.run_log import (
     METRICS_FILE,
     RunLog,
@@ -53,7 +67,12 @@ from llm_marl.baselines.run_log import (
     write_atomically,
 )
 from llm_marl.baselines.tasks import TaskOrder
-from llm_marl.baselines.team_setup import build_team, check_agents, clear_run_folder
+from llm_marl.baselines.team_setup import (
+    build_team,
+    check_agents,
+    check_run_folder,
+    clear_run_folder,
+)
 from llm_marl.baselines.update import (
     LossSettings,
     LossStats,
@@ -66,7 +85,7 @@ from llm_marl.models import SamplingConfig, Team
 
 __all__ = ["TrainResult", "Trainer"]
 
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = CHECKPOINTS_DIR
 #: Characters of a prompt kept in ``samples.jsonl`` (its end, where the instruction is).
 SAMPLE_PROMPT_CHARS = 600
 
@@ -114,7 +133,9 @@ class Trainer:
             )
         self.config = config
         self.run_dir = Path(config.output_dir) / config.name
+        check_run_folder(self.run_dir)  # writable, and no live trainer on it
         self._resume_from = self._checkpoint_to_resume(saved)
+        self._folder_seen = folder_state(self.run_dir)
         if self._resume_from is not None and team is not None:
             raise ValueError("resume reloads the team from its checkpoint: do not pass team")
         _seed_everything(config.seed)
@@ -231,7 +252,7 @@ class Trainer:
         """The checkpoint to resume from; refuses to mix a new run into an old folder."""
         config, checkpoints = self.config, self.run_dir / CHECKPOINTS
         if config.resume:
-            if not (self.run_dir / CONFIG_FILE).is_file():
+            if not (self.run_dir / CONFIG_FILE).is_file() and not checkpoints.is_dir():
                 raise FileNotFoundError(
                     f"--resume: {self.run_dir} holds no run (no {CONFIG_FILE}); check "
                     "--run-name and --output-dir"
@@ -242,11 +263,9 @@ class Trainer:
                     f"--resume: no complete checkpoint in {checkpoints} (the run stopped before "
                     "its first one); start it again with --overwrite"
                 )
-            if saved is None:
-                saved = saved_settings(self.run_dir, config.algo)
-            check_resumable(config, saved, self.run_dir)
+            check_resume(config, latest, saved)
             return latest
-        if self.run_dir.exists() and any(self.run_dir.iterdir()) and not config.overwrite:
+        if run_has_files(self.run_dir) and not config.overwrite:
             if (self.run_dir / CONFIG_FILE).is_file():
                 raise FileExistsError(
                     f"{self.run_dir} already holds a run: pass --resume to continue it, "
@@ -277,7 +296,14 @@ class Trainer:
 
     # --------------------------------------------------------------- the loop
     def train(self) -> TrainResult:
-        """Run until ``config.num_steps`` updates; write logs, checkpoints and the plot."""
+        """Run until ``config.num_steps`` updates; write logs, checkpoints and the plot.
+
+        The run folder is locked meanwhile: a second trainer on it refuses to start.
+        """
+        with RunLock(self.run_dir, unchanged_since=self._folder_seen):
+            return self._train()
+
+    def _train(self) -> TrainResult:
         from tqdm.auto import tqdm
 
         config = self.config
@@ -318,7 +344,8 @@ class Trainer:
         """One update through the five stages; its metrics and trees."""
         start = time.perf_counter()
         trees, stats = self.roll_out()
-        credits = self.credit(trees)
+        kept = without_sandbox_errors(trees)  # a sandbox failure teaches nothing
+        credits = self.credit(kept)
         loss, norms = LossStats(), {}
         for _ in range(self.config.inner_epochs):
             for task in credits:
@@ -327,7 +354,9 @@ class Trainer:
         loss.scale(1 / self.config.inner_epochs)
         self.step += 1
         self.position += self.config.tasks_per_step
-        metrics = self.step_metrics(trees, credits, loss, norms)
+        metrics = self.step_metrics(kept, credits, loss, norms) if kept else {}
+        metrics.setdefault("team_reward_mean", float("nan"))
+        metrics["sandbox_error_tasks"] = float(len(trees) - len(kept))
         metrics["tokens_per_second"] = stats.generated_tokens / max(stats.generation_seconds, 1e-9)
         metrics["step_seconds"] = time.perf_counter() - start
         return metrics, trees
@@ -409,6 +438,7 @@ class Trainer:
             self.position,
             extras=extras,
             keep=self.config.keep_checkpoints,
+            settings=run_settings(self.config),
         )
 
 

@@ -120,5 +120,33 @@ class KilledEnv(DigitsEnv):
         return super().reset(seed=seed, options=options)
 
 
+class SandboxErrorEnv(DigitsEnv):
+    """The toy env, but the tasks of the chosen resets (1 = the run's first) report a sandbox
+    failure on every step (``infos[agent]["sandbox_status"] == "sandbox_error"``), scored
+    ``failed_score`` when given, as a failing sandbox might score them."""
+
+    def __init__(
+        self, fail_resets: set[int], failed_score: float | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.fail_resets, self.failed_score = fail_resets, failed_score
+        self.resets = 0
+        self._failing = False
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        self.resets += 1
+        self._failing = self.resets in self.fail_resets
+        return super().reset(seed=seed, options=options)
+
+    def step(self, actions: dict[str, str]) -> Any:
+        observations, rewards, terminations, truncations, infos = super().step(actions)
+        status = "sandbox_error" if self._failing else "ok"
+        for agent in infos:
+            infos[agent]["sandbox_status"] = status
+            if self._failing and self.failed_score is not None:
+                rewards[agent] = infos[agent]["team_reward"] = self.failed_score
+        return observations, rewards, terminations, truncations, infos
+
+
 def parallel_env(**kwargs: Any) -> DigitsEnv:
     return DigitsEnv(**kwargs)
