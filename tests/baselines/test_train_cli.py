@@ -273,3 +273,20 @@ def test_fewer_test_tasks_than_asked_is_a_warning_line(
     assert (
         "llm-marl train: warning: eval_tasks=9, but the test split has 5 tasks: evaluating 5" in err
     )
+
+
+def test_no_progress_also_hides_the_loading_weights_bar(
+    fast: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    from llm_marl.models import load_policy
+
+    saved = load_policy("tiny", agents=["a_0"], lora=None).save_pretrained(
+        Path(fast["output_dir"]) / "model"
+    )
+    argv = ["train", "--env", "digits_v0", "--model", str(saved / "a_0"), "--num-steps", "1"]
+    argv += ["--max-new-tokens", "4", "--output-dir", fast["output_dir"]]
+    capfd.readouterr()
+    assert main([*argv, "--run-name", "quiet", "--no-progress"]) == 0
+    assert "Loading weights" not in capfd.readouterr().err
+    assert main([*argv, "--run-name", "shown"]) == 0
+    assert "Loading weights" in capfd.readouterr().err  # so the check above can fail
