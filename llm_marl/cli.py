@@ -99,7 +99,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return report(
             "llm-marl train",
             f"training needs the 'train' extra, and {', '.join(missing)} "
-            "is not installed: pip install 'llm-marl[train]'",
+            f"{'is' if len(missing) == 1 else 'are'} not installed: pip install 'llm-marl[train]'",
         )
     from llm_marl.baselines.cli import train_main
 
