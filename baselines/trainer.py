@@ -328,7 +328,7 @@ class Trainer:
             if done and (checkpoint is None or checkpoint.name != checkpoint_name(self.step)):
                 checkpoint = self.save_checkpoint()
         plot = log.plot() if self.step > 0 else None
-        if cut or stop.requested:
+        if cut or (stop.requested and self.step < config.num_steps):
             raise TrainingInterrupted(self.step, self.run_dir, checkpoint, plot)
         assert checkpoint is not None and plot is not None
         return TrainResult(

@@ -101,3 +101,12 @@ def test_the_command_line_prints_how_to_resume_after_ctrl_c(tmp_path: Path) -> N
     assert f"checkpoint: {out_dir / 'r' / 'checkpoints' / f'step-{step:06d}'}" in out
     assert f"plot:       {out_dir / 'r' / 'reward.png'}" in out
     assert "Traceback" not in err
+
+
+def test_ctrl_c_during_the_last_step_ends_the_run_normally(fast: dict[str, Any]) -> None:
+    trainer = _CtrlCAt(MAGRPOConfig(**fast, num_steps=2, run_name="last"))
+    try:
+        result = trainer.train()
+    except TrainingInterrupted:  # a KeyboardInterrupt: pytest would stop the session
+        pytest.fail("a run whose last step finished was reported as interrupted")
+    assert result.checkpoint.name == "step-000002"
