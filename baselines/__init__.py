@@ -42,12 +42,14 @@ from llm_marl.baselines.config import (
     MARLOOConfig,
     TrainConfig,
 )
+from llm_marl.baselines.interrupt import TrainingInterrupted
 from llm_marl.baselines.registry import (
     AlgorithmSpec,
     algorithm,
     list_algorithms,
     register_algorithm,
 )
+from llm_marl.baselines.run_watch import RunWarning
 
 __all__ = [
     "ActorCriticConfig",
@@ -68,8 +70,10 @@ __all__ = [
     "MARLOOTrainer",
     "MAReMaxConfig",
     "MAReMaxTrainer",
+    "RunWarning",
     "TrainConfig",
     "Trainer",
+    "TrainingInterrupted",
     "algorithm",
     "list_algorithms",
     "register_algorithm",

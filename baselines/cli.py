@@ -18,13 +18,19 @@ import sys
 import textwrap
 import types
 import typing
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from llm_marl.baselines.config import TrainConfig
+from llm_marl.baselines.interrupt import TrainingInterrupted
 from llm_marl.baselines.registry import algorithm, list_algorithms
 from llm_marl.baselines.run_config import saved_settings
+from llm_marl.baselines.run_log import METRICS_FILE
+from llm_marl.baselines.run_summary import interrupted_lines, resume_command, summary_lines
+from llm_marl.baselines.run_watch import RunWarning
+from llm_marl.cli_parser import CLIParser, report
 
 __all__ = [
     "build_train_parser",
@@ -86,7 +92,7 @@ def build_train_parser(config_class: type[TrainConfig]) -> argparse.ArgumentPars
     """The ``llm-marl train`` parser with one option per field of ``config_class``."""
     spec = algorithm(config_class.algo) if config_class.algo in list_algorithms() else None
     summary = f" {config_class.algo}: {spec.summary}" if spec else ""
-    parser = argparse.ArgumentParser(
+    parser = CLIParser(
         prog="llm-marl train",
         description=f"Train a team of LLM agents on an llm-marl env.{summary}",
         epilog="llm-marl algos lists every algorithm; --algo NAME --help shows its options.",
@@ -124,8 +130,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping of a YAML config file (keys are field names, ``-`` or ``_``)."""
     import yaml
 
-    text = Path(path).read_text()
-    values = yaml.safe_load(text) or {}
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"--config {path}: no such file")
+    try:
+        with file.open(encoding="utf-8") as stream:  # so YAML's messages name the file
+            values = yaml.safe_load(stream) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: a config file holds a mapping of settings, got {values!r}")
     return {str(k).replace("-", "_"): v for k, v in values.items()}
@@ -141,7 +153,7 @@ def resolve_train_args(
     argv: Sequence[str],
 ) -> tuple[str, TrainConfig, dict[str, Any] | None]:
     """The algorithm, its config and, when resuming, the saved run's settings (read once)."""
-    first = argparse.ArgumentParser(prog="llm-marl train", add_help=False)
+    first = CLIParser(prog="llm-marl train", add_help=False)
     first.add_argument("--algo", metavar="ALGO", help=_algo_help())
     first.add_argument("--config")
     known, _ = first.parse_known_args(argv)
@@ -183,38 +195,73 @@ def _from_text(name: str, value: Any, kind: Any, source: str) -> Any:
 
 
 def train_main(argv: Sequence[str]) -> int:
-    """Run ``llm-marl train``; print where the log, the checkpoint and the plot went."""
-    import yaml
+    """Run ``llm-marl train``; print where the log, the checkpoint and the plot went.
 
-    try:
-        algo, config, saved = resolve_train_args(argv)
-        trainer = algorithm(algo).trainer_class()(config, saved=saved)
-    except (ValueError, TypeError, OSError, KeyError, yaml.YAMLError) as error:
-        print(f"llm-marl train: error: {error}", file=sys.stderr)
-        return 2
-    from llm_marl.baselines.storage import run_folder_error
-
-    try:
-        result = trainer.train()
-    except Exception as error:
-        reason = run_folder_error(error, trainer.run_dir)  # a full disk, a taken folder
-        if reason is None:
-            raise
-        print(f"llm-marl train: error: {reason}", file=sys.stderr)
-        return 2
-    from llm_marl.baselines.run_log import METRICS_FILE, quarter_means
-
-    last = result.metrics[-1]
-    print(f"run:        {result.run_dir}")
-    print(f"metrics:    {result.run_dir / METRICS_FILE} ({len(result.metrics)} steps)")
-    print(f"checkpoint: {result.checkpoint}")
-    print(f"plot:       {result.plot}")
-    reward = last["team_reward_mean"]  # none: every task of the step had a sandbox error
-    print(f"last step:  team_reward_mean={'none' if reward is None else format(reward, '.3f')}")
-    if sum(r["team_reward_mean"] is not None for r in result.metrics) >= 4:
-        first_q, last_q = quarter_means(result.metrics)
-        print(
-            f"team reward, first quarter of steps {first_q:.3f} -> last quarter {last_q:.3f} "
-            f"({last_q - first_q:+.3f})"
+    Errors in the settings, the model, the env or its data are one line with exit status 2;
+    Ctrl-C ends the run after the current step with a checkpoint and the command that resumes
+    it (exit status 130).
+    """
+    if not argv:
+        return report(
+            "llm-marl train",
+            "say what to train: --env ID (llm-marl envs lists them) or --config FILE "
+            "(configs/demo.yaml is a 10-minute CPU run); llm-marl train --help lists every option",
         )
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", RunWarning)
+        warnings.showwarning = _show_run_warning
+        try:
+            algo, config, saved = resolve_train_args(argv)
+            trainer = algorithm(algo).trainer_class()(config, saved=saved)
+        except _SETUP_ERRORS as error:
+            return report("llm-marl train", _message(error))
+        try:
+            result = trainer.train()
+        except Exception as error:
+            from llm_marl.baselines.storage import run_folder_error
+
+            reason = run_folder_error(error, trainer.run_dir)  # a full disk, a taken folder
+            if reason is None:
+                raise
+            return report("llm-marl train", reason)
+        except TrainingInterrupted as stop:
+            from llm_marl.baselines.run_log import read_metrics
+
+            records = read_metrics(stop.run_dir / METRICS_FILE)
+            for line in summary_lines(stop.run_dir, records, stop.checkpoint, stop.plot):
+                print(line)
+            for line in interrupted_lines(stop.step, stop.checkpoint, resume_command(algo, config)):
+                print(line, file=sys.stderr)
+            return 130
+    for line in summary_lines(result.run_dir, result.metrics, result.checkpoint, result.plot):
+        print(line)
     return 0
+
+
+#: Errors of the set-up (settings, env, data, model, device) that are the user's to fix.
+_SETUP_ERRORS = (ValueError, TypeError, OSError, KeyError, ImportError, RuntimeError)
+
+
+def _message(error: BaseException) -> str:
+    """The text of ``error`` (a ``KeyError`` without the quotes of its repr)."""
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    return str(error)
+
+
+def _show_run_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Print a run's warnings as one ``llm-marl train: warning:`` line (others as usual)."""
+    if issubclass(category, RunWarning):
+        print(f"llm-marl train: warning: {message}", file=sys.stderr, flush=True)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+_SHOW_WARNING = warnings.showwarning

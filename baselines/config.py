@@ -49,7 +49,7 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ task and model
     env: str = "tldr_v0"
-    """Registered env id (``llm-marl envs`` lists them)."""
+    """Registered env id (``llm-marl envs`` lists them) or ``package.module:factory``."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for ``llm_marl.make``, such as ``{"data": "posts.jsonl"}``."""
     num_turns: int = 1
@@ -123,8 +123,9 @@ class TrainConfig:
     """Continue from the run folder's last checkpoint."""
     overwrite: bool = False
     """Start over in a run folder that already holds a run (its old outputs are deleted)."""
-    checkpoint_every: int = 0
-    """Checkpoint every N steps (a last one is always written at the end); 0: only at the end."""
+    checkpoint_every: int = 10
+    """Checkpoint every N steps (a last one is always written at the end, and on Ctrl-C);
+    0: only at the end."""
     keep_checkpoints: int = 0
     """Keep only the newest N checkpoints; 0 keeps them all."""
     eval_every: int = 0
@@ -197,8 +198,10 @@ class TrainConfig:
 
     @property
     def name(self) -> str:
-        """The run folder's name: ``run_name``, or ``<algo>-<env>-seed<seed>``."""
-        return self.run_name or f"{self.algo}-{self.env}-seed{self.seed}"
+        """The run folder's name: ``run_name``, or ``<algo>-<env>-seed<seed>`` (an env given
+        as ``package.module:factory`` with ``-`` for ``:``)."""
+        env = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.env)
+        return self.run_name or f"{self.algo}-{env}-seed{self.seed}"
 
 
 @dataclass

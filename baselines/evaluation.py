@@ -2,13 +2,14 @@
 
 All episodes advance turn by turn together, so each turn of every task is one batched
 ``generate`` call. Metrics: ``eval/team_reward_mean`` (mean team reward over every turn played),
-``eval/team_reward_last_turn`` and ``eval/terms/{name}`` (last turn).
+``eval/team_reward_last_turn``, ``eval/terms/{name}`` (last turn) and ``eval/num_tasks``.
 """
 
 from __future__ import annotations
 
 import copy
 import statistics
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,6 +17,8 @@ from typing import Any
 
 from pettingzoo import ParallelEnv
 
+from llm_marl.baselines.run_summary import plural
+from llm_marl.baselines.run_watch import RunWarning
 from llm_marl.env_protocol import env_task_ids, observation_text, team_outcome
 from llm_marl.models import SamplingConfig, Team
 
@@ -27,6 +30,13 @@ def evaluation_resets(env: ParallelEnv[Any, Any, Any], num_tasks: int) -> list[d
     ids = env_task_ids(env)
     if ids is None:
         return [{"seed": i} for i in range(num_tasks)]
+    if len(ids) < num_tasks:
+        warnings.warn(
+            f"eval_tasks={num_tasks}, but the test split has {plural(len(ids), 'task')}: "
+            f"evaluating {len(ids)} (lower --eval-tasks, or give data with more test tasks)",
+            RunWarning,
+            stacklevel=2,
+        )
     return [{"seed": i, "options": {"task_id": t}} for i, t in enumerate(ids[:num_tasks])]
 
 
@@ -63,6 +73,7 @@ def evaluate(
                     terms[name].append(value)
         episodes = still_running
     metrics = {
+        "eval/num_tasks": float(len(resets)),
         "eval/team_reward_mean": statistics.fmean(all_rewards),
         "eval/team_reward_last_turn": statistics.fmean(last),
     }

@@ -15,9 +15,11 @@ __all__ = [
     "PLOT_FILE",
     "SAMPLES_FILE",
     "RunLog",
+    "moving_mean",
     "plot_rewards",
     "quarter_means",
     "read_metrics",
+    "reward_figure",
     "write_atomically",
 ]
 
@@ -92,8 +94,10 @@ class RunLog:
             f.write(json.dumps({"step": step, "samples": list(samples)}) + "\n")
 
     def plot(self) -> Path:
-        """Draw ``reward.png`` from ``metrics.jsonl``; its path."""
-        return plot_rewards(read_metrics(self.run_dir / METRICS_FILE), self.run_dir / PLOT_FILE)
+        """Draw ``reward.png`` from ``metrics.jsonl``, titled with the run's name; its path."""
+        records = read_metrics(self.run_dir / METRICS_FILE)
+        title = f"Team reward of run {self.run_dir.name}"
+        return plot_rewards(records, self.run_dir / PLOT_FILE, title=title)
 
     def close(self) -> None:
         """Flush and close TensorBoard."""
@@ -111,37 +115,88 @@ def _tensorboard(folder: Path, first_step: int) -> Any:
     return SummaryWriter(str(folder), purge_step=first_step)
 
 
-def plot_rewards(records: Sequence[Mapping[str, Any]], path: Path, window: int = 5) -> Path:
-    """The team reward per step (and its moving mean, and test-split evaluations) as a PNG."""
+def plot_rewards(
+    records: Sequence[Mapping[str, Any]],
+    path: Path,
+    window: int | None = None,
+    title: str = "Team reward",
+) -> Path:
+    """The team reward per step (its moving mean, test-split evaluations) as a PNG at
+    ``path`` (see :func:`reward_figure`)."""
+    import matplotlib.pyplot as plt
+
+    fig = reward_figure(records, window, title)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def reward_figure(
+    records: Sequence[Mapping[str, Any]], window: int | None = None, title: str = "Team reward"
+) -> Any:
+    """The matplotlib figure of :func:`plot_rewards`.
+
+    Readable from 1 step to many thousands: integer step ticks, a y-axis fitted to the data,
+    markers on short runs, and a moving mean (``window`` steps; default about 2% of the run,
+    at least 5) only when the run is longer than its window.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     steps = [r["step"] for r in records if r.get("team_reward_mean") is not None]
     rewards = [r["team_reward_mean"] for r in records if r.get("team_reward_mean") is not None]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    ax.plot(steps, rewards, color="0.7", lw=1, label="team reward (train samples)")
-    if rewards:
-        smooth = [
-            sum(rewards[max(0, i - window + 1) : i + 1])
-            / len(rewards[max(0, i - window + 1) : i + 1])
-            for i in range(len(rewards))
-        ]
-        ax.plot(steps, smooth, color="C0", lw=2, label=f"moving mean ({window} steps)")
     evals = [
-        (r["step"], r["eval/team_reward_mean"]) for r in records if "eval/team_reward_mean" in r
+        (r["step"], r["eval/team_reward_mean"])
+        for r in records
+        if r.get("eval/team_reward_mean") is not None
     ]
+    window = window or max(5, len(rewards) // 50)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    marker = "o" if len(rewards) <= 50 else None
+    ax.plot(steps, rewards, color="0.6", lw=1, marker=marker, ms=4, label="team reward (train)")
+    if len(rewards) > window:
+        ax.plot(steps, moving_mean(rewards, window), color="C0", lw=2,
+                label=f"moving mean ({window} steps)")  # fmt: skip
     if evals:
         ax.plot(*zip(*evals, strict=True), "o-", color="C1", label="team reward (test split)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_ylim(*_y_limits(rewards + [value for _, value in evals]))
+    if 0 < len(steps) < 10:  # matplotlib would centre a lone point on fractional ticks
+        ax.set_xlim(min(steps) - 0.5, max(steps) + 0.5)
+    ax.set_title(f"{title} ({len(rewards)} step{'' if len(rewards) == 1 else 's'})")
     ax.set_xlabel("step")
     ax.set_ylabel("team reward")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
+    if rewards:
+        ax.legend(loc="best")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def moving_mean(values: Sequence[float], window: int) -> list[float]:
+    """The mean of each value and up to ``window - 1`` values before it."""
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def _y_limits(values: Sequence[float]) -> tuple[float, float]:
+    """Bounds around ``values`` with a margin, never below 0 when no value is negative."""
+    if not values:
+        return 0.0, 1.0
+    low, high = min(values), max(values)
+    margin = 0.08 * (high - low) if high > low else 0.1 * max(abs(high), 1.0)
+    bottom = low - margin
+    if low >= 0:
+        bottom = max(0.0, bottom)
+    return bottom, high + margin
 
 
 def quarter_means(records: Sequence[Mapping[str, Any]]) -> tuple[float, float]:

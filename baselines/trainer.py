@@ -43,6 +43,7 @@ from llm_marl.baselines.checkpoint import (
 from llm_marl.baselines.config import TrainConfig
 from llm_marl.baselines.credit import Credit, CreditEstimator, GroupBaseline
 from llm_marl.baselines.evaluation import evaluate, evaluation_resets
+from llm_marl.baselines.interrupt import StopRequest, TrainingInterrupted
 from llm_marl.baselines.metrics import group_metrics, reward_metrics
 from llm_marl.baselines.returns import ReturnSettings
 from llm_marl.baselines.rollout import (
@@ -66,6 +67,7 @@ from llm_marl.baselines.run_log import (
     read_metrics,
     write_atomically,
 )
+from llm_marl.baselines.run_watch import RunWatch
 from llm_marl.baselines.tasks import TaskOrder
 from llm_marl.baselines.team_setup import (
     build_team,
@@ -82,6 +84,7 @@ from llm_marl.baselines.update import (
 )
 from llm_marl.env_protocol import TextParallelEnv, env_num_turns
 from llm_marl.models import SamplingConfig, Team
+from llm_marl.models.loading import progress_bars, resolve_device
 
 __all__ = ["TrainResult", "Trainer"]
 
@@ -150,7 +153,8 @@ class Trainer:
             self.eval_env = self.make_env("test")
         if team is None:
             saved_team = self._resume_from / TEAM_DIR if self._resume_from is not None else None
-            team = build_team(config, list(self.env.possible_agents), saved_team)
+            with progress_bars(config.progress):  # --no-progress: no "Loading weights" bar
+                team = build_team(config, list(self.env.possible_agents), saved_team)
         check_agents(team, self.env)
         self.team = team
         self.horizon = env_num_turns(self.env, config.num_turns)
@@ -298,12 +302,15 @@ class Trainer:
     def train(self) -> TrainResult:
         """Run until ``config.num_steps`` updates; write logs, checkpoints and the plot.
 
-        The run folder is locked meanwhile: a second trainer on it refuses to start.
+        The run folder is locked meanwhile: a second trainer on it refuses to start. Ctrl-C
+        stops after the current step with a checkpoint (twice: at once, keeping the newest
+        complete checkpoint) and raises :class:`TrainingInterrupted`.
         """
         with RunLock(self.run_dir, unchanged_since=self._folder_seen):
             return self._train()
 
     def _train(self) -> TrainResult:
+        """The body of :meth:`train`, run while the folder is locked."""
         from tqdm.auto import tqdm
 
         config = self.config
@@ -318,24 +325,37 @@ class Trainer:
             desc=f"{config.algo} {config.env}",
             disable=not config.progress,
         )
-        try:
-            while self.step < config.num_steps:
-                metrics, trees = self.train_step()
-                if _due(self.step, config.eval_every, config.num_steps):
-                    metrics.update(self.evaluate())
-                log.log(self.step, metrics)
-                if _due(self.step, config.log_samples_every, 0):
-                    log.log_samples(self.step, _samples(trees[0]))
-                if _due(self.step, config.checkpoint_every, config.num_steps):
-                    checkpoint = self.save_checkpoint()
-                bar.update(1)
-                bar.set_postfix(team_reward=f"{metrics['team_reward_mean']:.3f}")
-        finally:
-            bar.close()
-            log.close()
-        if checkpoint is None or checkpoint.name != checkpoint_name(self.step):
-            checkpoint = self.save_checkpoint()
-        plot = log.plot()
+        watch = RunWatch(config, resolve_device(config.device), self.step)
+        watch.start()
+        stop, cut = StopRequest(), False  # Ctrl-C: stop after this step; twice: at once
+        with stop:
+            try:
+                while self.step < config.num_steps and not stop.requested:
+                    metrics, trees = self.train_step()
+                    if _due(self.step, config.eval_every, config.num_steps):
+                        metrics.update(self.evaluate())
+                    log.log(self.step, metrics)
+                    if _due(self.step, config.log_samples_every, config.num_steps) or (
+                        config.log_samples_every and self.step == 1
+                    ):
+                        log.log_samples(self.step, _samples(trees[0]))
+                    if _due(self.step, config.checkpoint_every, config.num_steps):
+                        checkpoint = self.save_checkpoint()
+                    bar.update(1)
+                    bar.set_postfix(team_reward=f"{metrics['team_reward_mean']:.3f}")
+                    watch.after_step(self.step, metrics)
+            except KeyboardInterrupt:
+                cut = True  # mid-step: the newest complete checkpoint is the one to resume
+            finally:
+                bar.close()
+                log.close()
+            done = self.step > 0 and not cut
+            if done and (checkpoint is None or checkpoint.name != checkpoint_name(self.step)):
+                checkpoint = self.save_checkpoint()
+        plot = log.plot() if self.step > 0 else None
+        if cut or (stop.requested and self.step < config.num_steps):
+            raise TrainingInterrupted(self.step, self.run_dir, checkpoint, plot)
+        assert checkpoint is not None and plot is not None
         return TrainResult(
             self.run_dir, read_metrics(self.run_dir / METRICS_FILE), checkpoint, plot
         )

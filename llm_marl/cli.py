@@ -1,19 +1,33 @@
 """The ``llm-marl`` command line: ``llm-marl envs`` lists the registered environments,
 ``llm-marl algos`` the registered algorithms, ``llm-marl train`` trains a team
-(``llm-marl train --algo NAME --help`` lists its options)."""
+(``llm-marl train --algo NAME --help`` lists its options). ``python -m llm_marl`` is the same.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from llm_marl import __version__
+from llm_marl.cli_parser import CLIParser, report
 from llm_marl.registry import list_envs, make
 
-__all__ = ["describe_env", "main"]
+__all__ = ["TRAIN_MODULES", "describe_env", "main", "missing_modules"]
+
+#: Modules ``llm-marl train`` needs, all from the ``train`` extra (import name -> pip name).
+TRAIN_MODULES: dict[str, str] = {
+    "torch": "torch",
+    "transformers": "transformers",
+    "peft": "peft",
+    "yaml": "pyyaml",
+    "tqdm": "tqdm",
+    "matplotlib": "matplotlib",
+}
 
 
 def describe_env(env_id: str) -> dict[str, Any]:
@@ -74,7 +88,19 @@ def _cmd_algos(args: argparse.Namespace) -> int:
     return 0
 
 
+def missing_modules(modules: dict[str, str]) -> list[str]:
+    """The pip names of ``modules`` (import name -> pip name) that cannot be imported."""
+    return [pip for name, pip in modules.items() if importlib.util.find_spec(name) is None]
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    missing = missing_modules(TRAIN_MODULES)
+    if missing:
+        return report(
+            "llm-marl train",
+            f"training needs the 'train' extra, and {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: pip install 'llm-marl[train]'",
+        )
     from llm_marl.baselines.cli import train_main
 
     return train_main(args.extra)
@@ -82,9 +108,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``llm-marl`` with one sub-command per task."""
-    parser = argparse.ArgumentParser(
+    parser = CLIParser(
         prog="llm-marl", description="Environments and baselines for collaborating LLM agents."
     )
+    parser.add_argument("--version", action="version", version=f"llm-marl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     envs = commands.add_parser("envs", help="list the registered environments")
     envs.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -105,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "train":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        command = _subparser(parser, args.command)
+        command.error(command.unknown_message(extra))
     args.extra = extra
     try:
         return int(args.run(args))
@@ -113,6 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush stays quiet
         return 0
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> CLIParser:
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    found = commands.choices[name]
+    assert isinstance(found, CLIParser)
+    return found
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The registry of environment ids: ``make``, ``register``, ``list_envs``, ``spec``.
 
 Ids carry a version (``tldr_v0``). Entry points are ``"module:attribute"`` strings imported on
-first use, so listing or registering envs imports nothing heavy.
+first use, so listing or registering envs imports nothing heavy. ``make`` also takes such a
+string in place of an id (``make("mypackage.envs:parallel_env")``), so an env that is not
+registered can be built, and trained from the command line (``--env mypackage.envs:factory``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from typing import Any
 
 from pettingzoo import ParallelEnv
 
+from llm_marl.env_options import unknown_option_error
+
 __all__ = ["EnvSpec", "list_envs", "make", "register", "spec"]
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*_v\d+$")
+_ENTRY_POINT = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,18 @@ class EnvSpec:
         if callable(self.entry_point):
             return self.entry_point
         module_name, _, attribute = self.entry_point.partition(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ImportError(
+                f"{self.entry_point!r}: cannot import {module_name}: {error}"
+            ) from error
+        factory = getattr(module, attribute, None)
+        if not callable(factory):
+            raise ValueError(
+                f"{self.entry_point!r}: module {module_name} has no callable {attribute!r}"
+            )
+        return factory  # type: ignore[no-any-return]
 
 
 class _Registry:
@@ -83,14 +99,22 @@ def list_envs() -> list[str]:
 
 
 def spec(env_id: str) -> EnvSpec:
-    """The registration of ``env_id``; a ``KeyError`` suggests close ids when it is unknown."""
+    """The registration of ``env_id``; a ``KeyError`` suggests close ids when it is unknown.
+
+    An unregistered ``"package.module:factory"`` gets a spec of its own (nothing registered).
+    """
     _REGISTRY.load_builtins()
+    if env_id not in _REGISTRY.specs and _ENTRY_POINT.fullmatch(env_id):
+        return EnvSpec(env_id, env_id)
     if env_id not in _REGISTRY.specs:
         import difflib
 
         close = difflib.get_close_matches(env_id, _REGISTRY.specs, n=3)
         hint = f"; did you mean {close}?" if close else ""
-        raise KeyError(f"no env registered as {env_id!r}{hint} Registered: {list_envs()}")
+        raise KeyError(
+            f"no env registered as {env_id!r}{hint} Registered: {list_envs()}; an env of your "
+            "own: 'package.module:factory'"
+        )
     return _REGISTRY.specs[env_id]
 
 
@@ -101,4 +125,11 @@ def make(env_id: str, **kwargs: Any) -> ParallelEnv:
     ``make("tldr_v0", split="test", num_turns=2, reward_mode="individual")``.
     """
     registered = spec(env_id)
-    return registered.factory()(**{**registered.kwargs, **kwargs})
+    factory, options = registered.factory(), {**registered.kwargs, **kwargs}
+    try:
+        return factory(**options)
+    except TypeError as error:
+        better = unknown_option_error(env_id, factory, options, error)
+        if better is None:
+            raise
+        raise better from error

@@ -47,3 +47,49 @@ def test_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
         main([])
     assert exit_info.value.code == 2
     assert "COMMAND" in capsys.readouterr().err
+
+
+def test_version_and_python_dash_m(capsys: pytest.CaptureFixture[str]) -> None:
+    """`llm-marl --version` prints the package's version; `python -m llm_marl` is the CLI."""
+    import llm_marl
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"llm-marl {llm_marl.__version__}"
+    from importlib.metadata import version
+
+    assert llm_marl.__version__ == version("llm-marl")
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_marl", "envs"], capture_output=True, text=True, check=True
+    )
+    assert "tldr_v0" in result.stdout
+
+
+def test_a_mistyped_option_or_command_is_one_line_with_a_suggestion(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Errors are one line with exit status 2 and name the closest option or command."""
+    for argv, expected in (
+        (["envs", "--jsn"], "llm-marl envs: error: unrecognized option --jsn; did you mean"),
+        (["envz"], "invalid choice: 'envz' (choose from 'envs', 'algos', 'train'); did you mean"),
+        (["envs", "--js"], "unrecognized option --js; did you mean '--json'?"),  # no prefixes
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert expected in err and err.count("\n") == 1, err
+
+
+def test_train_without_its_extra_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a plain `pip install .`, `llm-marl train --help` names the missing extra."""
+    monkeypatch.setitem(sys.modules, "yaml", None)  # importlib.util.find_spec: not installed
+    assert main(["train", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "llm-marl train: error: training needs the 'train' extra, and pyyaml is not installed: "
+        "pip install 'llm-marl[train]'\n"
+    )

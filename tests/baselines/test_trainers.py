@@ -64,7 +64,7 @@ def test_a_run_writes_its_folder(fast: dict[str, Any]) -> None:
     assert [("eval/team_reward_mean" in r) for r in records] == [False, True, False, True]
     assert "kl" not in records[0] and "clip_fraction" not in records[0]  # both off
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
-    assert [s["step"] for s in samples] == [3]
+    assert [s["step"] for s in samples] == [1, 3, 4]  # every 3rd step, the first and the last
     assert {s["agent"] for s in samples[0]["samples"]} == {"left_0", "right_1"}
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["algo"] == "magrpo" and saved["num_steps"] == 4
