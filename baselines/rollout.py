@@ -28,7 +28,7 @@ from typing import Any
 
 from pettingzoo import ParallelEnv
 
-from llm_marl.env_protocol import observation_text, team_outcome
+from llm_marl.env_protocol import observation_text, sandbox_failed, team_outcome
 from llm_marl.models import Completion, SamplingConfig, Team
 
 __all__ = [
@@ -43,9 +43,6 @@ __all__ = [
     "team_outcome",
     "without_sandbox_errors",
 ]
-
-#: The ``infos[agent]["sandbox_status"]`` of a step whose code sandbox failed.
-SANDBOX_ERROR = "sandbox_error"
 
 
 @dataclass(frozen=True)
@@ -228,11 +225,9 @@ def _step(
     done = not branch.agents or all(
         terminations.get(a, False) or truncations.get(a, False) for a in node.agents
     )
-    failed = any(
-        isinstance(info, Mapping) and info.get("sandbox_status") == SANDBOX_ERROR
-        for info in infos.values()
+    joint = Joint(
+        picks, agent_rewards, team_reward, terms, done, sandbox_error=sandbox_failed(infos)
     )
-    joint = Joint(picks, agent_rewards, team_reward, terms, done, sandbox_error=failed)
     return joint, branch, observations
 
 

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from llm_marl.checks import check_int
 from llm_marl.data import load_records
 from llm_marl.env_base import REVIEW_ALLOWANCE, CollaborativeTextEnv, Observation, part_marker
+from llm_marl.env_protocol import SANDBOX_ERROR, SANDBOX_OK
 from llm_marl.episode import Outcome, Task, TurnRecord
 from llm_marl.rewards.code_analysis import extract_code, prompt_context, split_program
 from llm_marl.rewards.coding import (
@@ -47,8 +48,6 @@ __all__ = ["SANDBOX_ERROR", "SANDBOX_OK", "CodingEnv", "CodingTask", "step_sandb
 
 #: Longest assert (and error) text quoted in feedback; longer ones are cut with "...".
 FEEDBACK_LINE_CHARS = 160
-#: ``infos[agent]["sandbox_status"]`` values: every program of the step was judged, or not.
-SANDBOX_OK, SANDBOX_ERROR = "ok", "sandbox_error"
 
 
 def step_sandbox_status(outcome: Outcome) -> str:

@@ -24,6 +24,8 @@ from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 from llm_marl.checks import check_int
 
 __all__ = [
+    "SANDBOX_ERROR",
+    "SANDBOX_OK",
     "EnvFactory",
     "EnvOptions",
     "HasNumTurns",
@@ -34,8 +36,13 @@ __all__ = [
     "env_num_turns",
     "env_task_ids",
     "observation_text",
+    "sandbox_failed",
     "team_outcome",
 ]
+
+#: ``infos[agent]["sandbox_status"]`` of the coding envs: the step's programs were judged, or
+#: the code sandbox itself failed (the step's rewards then mean nothing).
+SANDBOX_OK, SANDBOX_ERROR = "ok", "sandbox_error"
 
 TextObservation = str | Mapping[str, str]
 """A prompt: the text itself, or ``{"text": prompt}`` (llm-marl envs)."""
@@ -143,6 +150,16 @@ def team_outcome(
     first = infos.get(next(iter(rewards)), {})
     team = float(first.get("team_reward", sum(rewards.values()) / len(rewards)))
     return team, {k: float(v) for k, v in first.get("reward_terms", {}).items()}
+
+
+def sandbox_failed(infos: Mapping[str, Any]) -> bool:
+    """True when any agent's ``infos[agent]["sandbox_status"]`` is ``"sandbox_error"``: the
+    code sandbox could not judge a program of the step, so its rewards mean nothing. Envs
+    without the key (the writing envs, users' envs) never fail this way."""
+    return any(
+        isinstance(info, Mapping) and info.get("sandbox_status") == SANDBOX_ERROR
+        for info in infos.values()
+    )
 
 
 def env_task_ids(env: object) -> list[str] | None:

@@ -11,6 +11,7 @@ from toy_env import SandboxErrorEnv
 
 import llm_marl
 from llm_marl.baselines import MAGRPOConfig, MAGRPOTrainer
+from llm_marl.baselines.evaluation import evaluate, evaluation_resets
 from llm_marl.baselines.rollout import has_sandbox_error
 from llm_marl.cli import main
 
@@ -75,3 +76,37 @@ def test_the_command_line_reports_a_run_whose_last_step_learned_nothing(
         assert main(argv) == 0
     out = capsys.readouterr().out
     assert "team_reward_mean=none" in out and "first quarter of steps" in out
+
+
+class _FailingTaskEnv(SandboxErrorEnv):
+    """Every step of the episodes on ``failing_task`` reports a sandbox failure (scored 9)."""
+
+    def __init__(self, failing_task: str, **kwargs: Any) -> None:
+        super().__init__(set(), failed_score=9.0, **kwargs)
+        self.failing_task = failing_task
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        observations, infos = super().reset(seed=seed, options=options)
+        self._failing = self._task.task_id == self.failing_task
+        return observations, infos
+
+
+def test_evaluation_leaves_out_an_episode_the_sandbox_could_not_judge(
+    fast: dict[str, Any],
+) -> None:
+    """Task test-1 fails (scored 9): the score is that of tasks test-0 and test-2 alone."""
+    trainer = MAGRPOTrainer(MAGRPOConfig(**fast), env=SandboxErrorEnv(set()))
+    team, sampling = trainer.team, trainer.sampling
+    clean_env, failing_env = (
+        SandboxErrorEnv(set(), split="test"),
+        _FailingTaskEnv("test-1", split="test"),
+    )
+    resets = evaluation_resets(clean_env, 3)
+    scored = evaluate(team, failing_env, resets, sampling)
+    alone = evaluate(team, clean_env, resets[::2], sampling)
+    assert scored["eval/sandbox_error_tasks"] == 1 and alone["eval/sandbox_error_tasks"] == 0
+    assert scored["eval/team_reward_mean"] == alone["eval/team_reward_mean"]
+    assert scored["eval/team_reward_last_turn"] == alone["eval/team_reward_last_turn"]
+    with pytest.warns(UserWarning, match=r"every evaluation episode \(1\) had a sandbox error"):
+        nothing = evaluate(team, failing_env, resets[1:2], sampling)
+    assert math.isnan(nothing["eval/team_reward_mean"])
