@@ -6,6 +6,7 @@ free port picked at run time) serving the tiny test model from a local folder, o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -148,8 +149,6 @@ def test_rollouts_score_the_env_reward(
 
 def test_known_answers_score_the_env_reward(fixed_answers: dict[str, str]) -> None:
     """Without a model: env_response and the rubric give the env's reward for set answers."""
-    import asyncio
-
     env_id = "tldr_v0"
     env = LlmMarlEnv(env_id, env_kwargs={"num_turns": 2})
     row = env.get_dataset()[0]
