@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,6 +146,21 @@ def test_rollouts_score_the_env_reward(
         expected = _replayed_return(env_id, info["task_id"], info["split"], answers)
         assert output["reward"] == pytest.approx(expected)
         assert output["metrics"]["team_reward"] == pytest.approx(expected)
+
+
+def test_vf_eval_runs_the_entry_point(
+    server: tuple[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """verifiers' evaluation CLI (``vf-eval``) loads the module and scores with the rubric."""
+    base_url, model = server
+    monkeypatch.setenv(API_KEY_VAR, "unused")
+    command = [sys.executable, "-m", "verifiers.legacy.scripts.eval", ENTRY_POINT]
+    command += ["-a", '{"env": "tldr_v0", "max_tasks": 2}', "-m", model, "-b", base_url]
+    command += ["-k", API_KEY_VAR, "-n", "2", "-r", "1", "-t", "8"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "team_reward" in done.stdout
+    assert "has_final_env_response" in done.stdout
 
 
 def test_known_answers_score_the_env_reward(fixed_answers: dict[str, str]) -> None:
