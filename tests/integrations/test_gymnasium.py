@@ -47,6 +47,7 @@ def test_same_seed_same_episode_and_tasks_by_option() -> None:
 
 def test_registered_ids_and_user_envs() -> None:
     """Every llm-marl env is in Gymnasium's registry; register_envs adds later ones once."""
+    register_envs()  # envs other tests registered after this module's import
     assert {f"llm_marl/{e}" for e in llm_marl.list_envs()} <= set(gymnasium.registry)
     assert register_envs() == []
     with pytest.raises(ValueError, match="single-agent env"):
