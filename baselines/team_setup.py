@@ -23,6 +23,7 @@ __all__ = [
     "RUN_ENTRIES",
     "build_team",
     "check_agents",
+    "check_clearable",
     "check_run_folder",
     "clear_run_folder",
 ]
@@ -61,6 +62,19 @@ def check_run_folder(run_dir: Path) -> None:
     check_unlocked(run_dir)
 
 
+def check_clearable(run_dir: Path) -> None:
+    """Refuse ``--overwrite`` of a folder holding anything but a run's outputs (the trainer
+    asks before any model loads; :func:`clear_run_folder` asks again)."""
+    if not run_dir.is_dir():
+        return
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_ENTRIES)
+    if foreign:
+        raise FileExistsError(
+            f"--overwrite: {run_dir} holds files that are not a run's outputs ({foreign[:5]}); "
+            "it was left untouched: pick another --run-name or --output-dir"
+        )
+
+
 def clear_run_folder(run_dir: Path) -> None:
     """Delete a previous run's outputs (``--overwrite``); refuse a folder holding other files.
 
@@ -69,12 +83,7 @@ def clear_run_folder(run_dir: Path) -> None:
     """
     if not run_dir.exists():
         return
-    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_ENTRIES)
-    if foreign:
-        raise FileExistsError(
-            f"--overwrite: {run_dir} holds files that are not a run's outputs ({foreign[:5]}); "
-            "it was left untouched: pick another --run-name or --output-dir"
-        )
+    check_clearable(run_dir)
     for entry in run_dir.iterdir():
         if entry.name == LOCK_FILE:
             continue

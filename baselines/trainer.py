@@ -72,6 +72,7 @@ from llm_marl.baselines.tasks import TaskOrder
 from llm_marl.baselines.team_setup import (
     build_team,
     check_agents,
+    check_clearable,
     check_run_folder,
     clear_run_folder,
 )
@@ -279,6 +280,8 @@ class Trainer:
                 f"{self.run_dir} is not empty and holds no run: pick another --run-name or "
                 "--output-dir"
             )
+        if config.overwrite:
+            check_clearable(self.run_dir)
         return None
 
     def _restore(self, checkpoint: Path) -> dict[str, Any]:

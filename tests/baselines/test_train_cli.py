@@ -290,3 +290,18 @@ def test_no_progress_also_hides_the_loading_weights_bar(
     assert "Loading weights" not in capfd.readouterr().err
     assert main([*argv, "--run-name", "shown"]) == 0
     assert "Loading weights" in capfd.readouterr().err  # so the check above can fail
+
+
+def test_overwrite_of_a_folder_that_is_not_a_run_is_one_line_before_the_model_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user's file stays, nothing of ours (not even the lock file) is left beside it."""
+    folder = tmp_path / "runs" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "important.txt").write_text("keep")
+    argv = ["train", "--env", "digits_v0", "--model", "/no/such/model", "--num-steps", "1"]
+    argv += ["--output-dir", str(tmp_path / "runs"), "--run-name", "mine", "--overwrite"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a run's outputs (['important.txt'])" in err[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["important.txt"]
