@@ -338,7 +338,8 @@ class Trainer:
                     if _due(self.step, config.eval_every, config.num_steps):
                         metrics.update(self.evaluate())
                     log.log(self.step, metrics)
-                    if _due(self.step, config.log_samples_every, config.num_steps) or (
+                    last = self.step if stop.requested else config.num_steps  # Ctrl-C: the last
+                    if _due(self.step, config.log_samples_every, last) or (
                         config.log_samples_every and self.step == 1
                     ):
                         log.log_samples(self.step, _samples(trees[0]))

@@ -3,6 +3,7 @@ command, and resumes as if it had never stopped."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -110,3 +111,11 @@ def test_ctrl_c_during_the_last_step_ends_the_run_normally(fast: dict[str, Any])
     except TrainingInterrupted:  # a KeyboardInterrupt: pytest would stop the session
         pytest.fail("a run whose last step finished was reported as interrupted")
     assert result.checkpoint.name == "step-000002"
+
+
+def test_the_step_a_ctrl_c_stops_at_logs_its_samples(fast: dict[str, Any]) -> None:
+    settings = {**fast, "num_steps": 50, "log_samples_every": 20, "run_name": "cut"}
+    with pytest.raises(TrainingInterrupted):
+        _CtrlCAt(MAGRPOConfig(**settings)).train()
+    samples = (Path(fast["output_dir"]) / "cut" / "samples.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in samples] == [1, 2]  # the first and the last
