@@ -30,7 +30,7 @@ from llm_marl.baselines.run_config import saved_settings
 from llm_marl.baselines.run_log import METRICS_FILE
 from llm_marl.baselines.run_summary import interrupted_lines, resume_command, summary_lines
 from llm_marl.baselines.run_watch import RunWarning
-from llm_marl.cli_parser import CLIParser, report
+from llm_marl.cli_parser import CLIParser, did_you_mean, report
 
 __all__ = [
     "build_train_parser",
@@ -88,6 +88,20 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def _algorithms_with(field_name: str) -> str | None:
+    """``"--algo maac"`` (or ``"--algo iac or maac"``) for a setting that only other
+    algorithms' configs have; None when no registered algorithm has it."""
+    owners = []
+    for name in list_algorithms():
+        try:
+            fields = {f.name for f in dataclasses.fields(algorithm(name).config_class)}
+        except Exception:  # a broken plug-in must not hide the user's typo
+            continue
+        if field_name in fields:
+            owners.append(name)
+    return f"--algo {' or '.join(owners)}" if owners else None
+
+
 def build_train_parser(config_class: type[TrainConfig]) -> argparse.ArgumentParser:
     """The ``llm-marl train`` parser with one option per field of ``config_class``."""
     spec = algorithm(config_class.algo) if config_class.algo in list_algorithms() else None
@@ -97,6 +111,7 @@ def build_train_parser(config_class: type[TrainConfig]) -> argparse.ArgumentPars
         description=f"Train a team of LLM agents on an llm-marl env.{summary}",
         epilog="llm-marl algos lists every algorithm; --algo NAME --help shows its options.",
         argument_default=argparse.SUPPRESS,
+        owner_of=lambda option: _algorithms_with(option.removeprefix("--").replace("-", "_")),
     )
     parser.add_argument("--algo", metavar="ALGO", help=_algo_help())
     parser.add_argument("--config", metavar="YAML", help="read settings from a YAML file")
@@ -168,8 +183,13 @@ def resolve_train_args(
     names = {f.name for f in dataclasses.fields(config_class)}
     unknown = sorted(set(from_file) - names)
     if unknown:
+        owner = _algorithms_with(unknown[0])
+        hint = (
+            f"; {unknown[0]} is a setting of {owner}" if owner else did_you_mean(unknown[0], names)
+        )
         raise ValueError(
-            f"{known.config}: unknown settings {unknown} for {algo}; known ones: {sorted(names)}"
+            f"{known.config}: unknown settings {unknown} for {algo}{hint}; known ones: "
+            f"{sorted(names)}"
         )
     hints = typing.get_type_hints(config_class)
     values = {k: _from_text(k, v, hints[k], known.config) for k, v in from_file.items()}

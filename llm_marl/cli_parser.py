@@ -11,7 +11,7 @@ import argparse
 import difflib
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 __all__ = ["CLIParser", "did_you_mean", "fail", "report"]
@@ -39,9 +39,14 @@ def fail(prog: str, message: str) -> NoReturn:
 class CLIParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` without abbreviations whose errors are one line with a hint."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, owner_of: Callable[[str], str | None] | None = None, **kwargs: Any
+    ) -> None:
+        """``owner_of(option)``: who else knows an option this parser lacks (e.g. ``"--algo
+        maac"``), asked only when the option is unknown; None when nobody does."""
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.owner_of = owner_of
 
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: Any = None
@@ -58,6 +63,9 @@ class CLIParser(argparse.ArgumentParser):
         if not options:
             return f"unrecognized arguments: {' '.join(extra)}"
         first = options[0].partition("=")[0]
+        owner = self.owner_of(first) if self.owner_of else None
+        if owner:
+            return f"option {first} belongs to {owner}, not to this command line"
         known = [s for action in self._actions for s in action.option_strings]
         return (
             f"unrecognized option {first}{did_you_mean(first, known)} "

@@ -42,8 +42,14 @@ class EnvSpec:
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
+            hint = ""
+            if isinstance(error, ModuleNotFoundError) and error.name == module_name.split(".")[0]:
+                hint = (
+                    f" (install the package that holds it, or put its folder on PYTHONPATH: "
+                    f"PYTHONPATH=. llm-marl ... when {module_name.split('.')[0]}/ is here)"
+                )
             raise ImportError(
-                f"{self.entry_point!r}: cannot import {module_name}: {error}"
+                f"{self.entry_point!r}: cannot import {module_name}: {error}{hint}"
             ) from error
         factory = getattr(module, attribute, None)
         if not callable(factory):
@@ -107,12 +113,11 @@ def spec(env_id: str) -> EnvSpec:
     if env_id not in _REGISTRY.specs and _ENTRY_POINT.fullmatch(env_id):
         return EnvSpec(env_id, env_id)
     if env_id not in _REGISTRY.specs:
-        import difflib
+        from llm_marl.cli_parser import did_you_mean
 
-        close = difflib.get_close_matches(env_id, _REGISTRY.specs, n=3)
-        hint = f"; did you mean {close}?" if close else ""
         raise KeyError(
-            f"no env registered as {env_id!r}{hint} Registered: {list_envs()}; an env of your "
+            f"no env registered as {env_id!r}{did_you_mean(env_id, _REGISTRY.specs)} "
+            f"Registered: {list_envs()}; an env of your "
             "own: 'package.module:factory'"
         )
     return _REGISTRY.specs[env_id]

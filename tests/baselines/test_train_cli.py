@@ -184,8 +184,10 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
             ["--env-kwargs", '{"num_turn": 2}'],
             "has no option 'num_turn'; did you mean 'num_turns'?",
         ),
-        (["--env", "tldr_v1"], "no env registered as 'tldr_v1'; did you mean ['tldr_v0']?"),
+        (["--env", "tldr_v1"], "no env registered as 'tldr_v1'; did you mean 'tldr_v0'?"),
         (["--env", "no_such_module:env"], "'no_such_module:env': cannot import no_such_module"),
+        (["--env", "no_such_module:env"], "or put its folder on PYTHONPATH"),
+        (["--critic-type", "q"], "option --critic-type belongs to --algo iac or maac"),
         (["--config", "missing.yaml"], "--config missing.yaml: no such file"),
     ],
 )
@@ -305,3 +307,15 @@ def test_overwrite_of_a_folder_that_is_not_a_run_is_one_line_before_the_model_lo
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a run's outputs (['important.txt'])" in err[0]
     assert sorted(p.name for p in folder.iterdir()) == ["important.txt"]
+
+
+def test_a_mistyped_yaml_setting_gets_a_suggestion(tmp_path: Path) -> None:
+    config = tmp_path / "typo.yaml"
+    config.write_text("num_step: 2\n")
+    with pytest.raises(
+        ValueError, match=r"unknown settings \['num_step'\].*did you mean 'num_steps'"
+    ):
+        config_from_args(["--config", str(config)])
+    config.write_text("critic_type: q\n")
+    with pytest.raises(ValueError, match="critic_type is a setting of --algo iac or maac"):
+        config_from_args(["--config", str(config)])
