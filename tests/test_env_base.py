@@ -329,3 +329,19 @@ def test_unknown_agent_space_lookup_is_an_error() -> None:
     """observation_space/action_space of an unknown agent name it."""
     with pytest.raises(ValueError, match="unknown agent 'ghost_3'"):
         llm_marl.make("tldr_v0").observation_space("ghost_3")
+
+
+def test_a_subclass_refusing_a_record_gets_the_file_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A user env's parse_record ValueError is re-raised with the data file and record."""
+    import json
+
+    from llm_marl.envs.tldr_v0 import TLDREnv
+
+    class Picky(TLDREnv):
+        def parse_record(self, record, index, split):  # type: ignore[no-untyped-def]
+            raise ValueError("too short")
+
+    path = tmp_path / "posts.jsonl"
+    path.write_text(json.dumps({"post": "hi"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"^record 0 of {path}: too short$"):
+        Picky(data=str(path))
