@@ -37,6 +37,7 @@ __all__ = [
     "MANIFEST",
     "TEAM_DIR",
     "DamagedCheckpoint",
+    "checkpoint_folders",
     "checkpoint_name",
     "checkpoint_problem",
     "latest_checkpoint",
@@ -230,6 +231,11 @@ def checkpoint_problem(
         if hashes and _sha256(file) != entry.get("sha256"):
             return f"{file} does not match the SHA-256 in its manifest (changed or corrupted)"
     return None
+
+
+def checkpoint_folders(folder: Path) -> list[Path]:
+    """The folders in ``folder`` named like checkpoints (intact or not), oldest first."""
+    return _candidates(folder)
 
 
 def _candidates(folder: Path) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -129,9 +130,22 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(
 def test_no_intact_checkpoint_left_is_an_error(run: Path, fast: dict[str, Any]) -> None:
     for step in ("step-000001", "step-000002"):
         _truncate(run / "checkpoints" / step / "trainer_state.pt")
+    state = run / "checkpoints" / "step-000002" / "trainer_state.pt"
+    message = re.escape(
+        f"holds 2 checkpoints, but none is intact (the newest, step-000002: {state}"
+    )
+    message += r" has \d+ bytes, its manifest says \d+\); restore the damaged files .* --overwrite"
     with pytest.warns(UserWarning, match="step-000001 is not usable"):  # (and step 2)
-        with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        with pytest.raises(FileNotFoundError, match=message) as caught:
             _resume(fast)
+    assert "before its first one" not in str(caught.value)
+
+
+def test_resume_before_the_first_checkpoint_says_so(run: Path, fast: dict[str, Any]) -> None:
+    shutil.rmtree(run / "checkpoints")
+    (run / "checkpoints").mkdir()
+    with pytest.raises(FileNotFoundError, match="the run stopped before its first one"):
+        _resume(fast)
 
 
 def test_resume_without_config_yaml_keeps_the_checkpoints_settings(
