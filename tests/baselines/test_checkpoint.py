@@ -141,6 +141,22 @@ def test_no_intact_checkpoint_left_is_an_error(run: Path, fast: dict[str, Any]) 
     assert "before its first one" not in str(caught.value)
 
 
+def test_the_command_line_prints_each_fall_back_as_one_warning_line(
+    run: Path, fast: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No source line under each warning; then the one-line error, exit status 2."""
+    for step in ("step-000001", "step-000002"):
+        _truncate(run / "checkpoints" / step / "trainer_state.pt")
+    argv = ["train", "--resume", "--num-steps", "3", "--output-dir", fast["output_dir"]]
+    assert main([*argv, "--env", "digits_v0", "--run-name", RUN]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[:3] for line in lines[:2]] == [
+        ["llm-marl train", " warning", f" checkpoint step-00000{step} is not usable"]
+        for step in (2, 1)
+    ]
+    assert len(lines) == 3 and "none is intact" in lines[2]
+
+
 def test_resume_before_the_first_checkpoint_says_so(run: Path, fast: dict[str, Any]) -> None:
     shutil.rmtree(run / "checkpoints")
     (run / "checkpoints").mkdir()
