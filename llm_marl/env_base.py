@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
-from gymnasium import spaces
+from gymnasium import logger, spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
@@ -370,8 +370,14 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
 
     def render(self) -> str | None:
         """The episode so far: returned as text (``"ansi"``) or printed (``"human"``, which
-        returns ``None``, as PettingZoo and Gymnasium expect); ``None`` without a render mode."""
+        returns ``None``, as PettingZoo and Gymnasium expect); ``None`` without a render mode,
+        with Gymnasium's warning, as PettingZoo's and Gymnasium's own envs give."""
         if self.render_mode is None:
+            logger.warn(
+                "render() was called without a render_mode, so it renders nothing: build the "
+                "env with render_mode='ansi' (text returned) or 'human' (printed)",
+                stacklevel=2,
+            )
             return None
         text = self._render_text()
         if self.render_mode == "human":

@@ -288,7 +288,10 @@ def test_render_ansi_returns_the_episode_text() -> None:
     env.step(joint(env))
     text = env.render()
     assert "turn 0: team reward" in text and SHORT in text and LONG in text
-    assert llm_marl.make("tldr_v0").render() is None
+    plain = llm_marl.make("tldr_v0")
+    with pytest.warns(UserWarning, match="without a render_mode.*render_mode='ansi'") as caught:
+        assert plain.render() is None
+    assert caught[0].filename == __file__  # the warning points at the caller's line
 
 
 @pytest.mark.parametrize(
