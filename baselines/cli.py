@@ -223,7 +223,7 @@ def train_main(argv: Sequence[str]) -> int:
             reason = run_folder_error(error, trainer.run_dir)  # a full disk, a taken folder
             if reason is None:
                 raise
-            return report("llm-marl train", reason)
+            return report("llm-marl train", str(reason))
         except TrainingInterrupted as stop:
             from llm_marl.baselines.run_log import read_metrics
 
