@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from llm_marl.baselines.run_config import CHECKPOINT_MANIFEST
+from llm_marl.baselines.run_watch import RunWarning
 from llm_marl.baselines.storage import fsync_folder, storage_error
 from llm_marl.models import Team
 from llm_marl.models.team import MANIFEST as TEAM_MANIFEST
@@ -37,6 +38,7 @@ __all__ = [
     "MANIFEST",
     "TEAM_DIR",
     "DamagedCheckpoint",
+    "checkpoint_folders",
     "checkpoint_name",
     "checkpoint_problem",
     "latest_checkpoint",
@@ -232,6 +234,11 @@ def checkpoint_problem(
     return None
 
 
+def checkpoint_folders(folder: Path) -> list[Path]:
+    """The folders in ``folder`` named like checkpoints (intact or not), oldest first."""
+    return _candidates(folder)
+
+
 def _candidates(folder: Path) -> list[Path]:
     """The folders in ``folder`` named like checkpoints, oldest first."""
     if not folder.is_dir():
@@ -248,7 +255,8 @@ def _complete(folder: Path, extras: Sequence[str] = ()) -> list[Path]:
 def latest_checkpoint(folder: Path, extras: Sequence[str] = ()) -> Path | None:
     """The newest intact checkpoint holding every part in ``extras`` (hashes checked).
 
-    Each newer checkpoint passed over gives a warning that names its bad file.
+    Each newer checkpoint passed over gives a :class:`RunWarning` that names its bad file
+    (the command line prints it as one ``llm-marl train: warning:`` line).
     """
     for path in reversed(_candidates(folder)):
         problem = checkpoint_problem(path, extras)
@@ -256,6 +264,7 @@ def latest_checkpoint(folder: Path, extras: Sequence[str] = ()) -> Path | None:
             return path
         warnings.warn(
             f"checkpoint {path.name} is not usable: {problem}; trying the previous one",
+            RunWarning,
             stacklevel=2,
         )
     return None

@@ -33,7 +33,9 @@ from pettingzoo import ParallelEnv
 import llm_marl
 from llm_marl.baselines.checkpoint import (
     TEAM_DIR,
+    checkpoint_folders,
     checkpoint_name,
+    checkpoint_problem,
     latest_checkpoint,
     load_extras,
     load_trainer_state,
@@ -264,10 +266,7 @@ class Trainer:
                 )
             latest = latest_checkpoint(checkpoints, self.extra_parts())
             if latest is None:
-                raise FileNotFoundError(
-                    f"--resume: no complete checkpoint in {checkpoints} (the run stopped before "
-                    "its first one); start it again with --overwrite"
-                )
+                raise FileNotFoundError(self._no_checkpoint_message(checkpoints))
             check_resume(config, latest, saved)
             return latest
         if run_has_files(self.run_dir) and not config.overwrite:
@@ -283,6 +282,23 @@ class Trainer:
         if config.overwrite:
             check_clearable(self.run_dir)
         return None
+
+    def _no_checkpoint_message(self, checkpoints: Path) -> str:
+        """Why ``--resume`` found nothing to resume: no checkpoint yet, or none intact."""
+        found = checkpoint_folders(checkpoints)
+        if not found:
+            return (
+                f"--resume: no complete checkpoint in {checkpoints} (the run stopped before "
+                "its first one); start it again with --overwrite"
+            )
+        newest = found[-1]
+        problem = checkpoint_problem(newest, self.extra_parts())
+        count = "1 checkpoint" if len(found) == 1 else f"{len(found)} checkpoints"
+        return (
+            f"--resume: {checkpoints} holds {count}, but none is intact (the newest, "
+            f"{newest.name}: {problem}); restore the damaged files from a copy of the run, "
+            "or start it again with --overwrite"
+        )
 
     def _restore(self, checkpoint: Path) -> dict[str, Any]:
         """Load step, position, optimiser and extra states; the RNG states to restore."""

@@ -80,7 +80,9 @@ class ArxivEnv(WritingEnv):
     def parse_record(self, record: Mapping[str, Any], index: int, split: str) -> WritingTask:
         """Read an ``OpenMLRL/arXiv_abstract`` record, or one with an abstract/text column."""
         task_id = str(record.get("article_id") or record.get("id") or f"{split}-{index:05d}")
-        abstract = self._first_field(record, ("abstract_text", "abstract", "text"), "abstract")
+        abstract = self._first_field(
+            record, ("abstract_text", "abstract", "text"), "abstract", index
+        )
         title = record.get("title")
         heading = title.strip() if isinstance(title, str) else ""
         return WritingTask(task_id, " ".join(abstract.split()), heading)

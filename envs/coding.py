@@ -184,30 +184,43 @@ class CodingEnv(CollaborativeTextEnv[CodingTask]):
             )
         return self.hub_splits[split]
 
-    @staticmethod
     def _take(
-        records: Sequence[dict[str, Any]], split: str, max_tasks: int | None
+        self, records: Sequence[dict[str, Any]], split: str, max_tasks: int | None
     ) -> list[dict[str, Any]]:
         if not records:
-            raise ValueError(f"no records in split {split!r}")
+            raise ValueError(f"no records in split {split!r} of {self.data_source}")
         return list(records[:max_tasks])
+
+    def _text(self, record: Mapping[str, Any], name: str, index: int) -> str:
+        value = record.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise self.record_error(
+                index,
+                f"no {name!r}: coding records need non-empty strings 'prompt', 'test' and "
+                f"'entry_point' (HumanEval schema); found columns {sorted(record)}",
+                record.get("task_id"),
+            )
+        return value
 
     def parse_record(self, record: Mapping[str, Any], index: int, split: str) -> CodingTask:
         """Read a record in HumanEval's schema (CoopHumanEval's extra columns are optional)."""
-        fields = {name: _text(record, name, index) for name in ("prompt", "test", "entry_point")}
+        fields = {
+            name: self._text(record, name, index) for name in ("prompt", "test", "entry_point")
+        }
         entry_point = fields["entry_point"].strip()
         task_id = record.get("task_id")
         try:
             prefix, tests = split_check(fields["test"], entry_point)
         except (SyntaxError, ValueError) as err:
-            raise ValueError(
-                f"record {index} ({task_id}): its 'test' code does not parse: {err}"
+            raise self.record_error(
+                index, f"its 'test' code does not parse: {err}; fix it or drop the record", task_id
             ) from err
         if not tests:
-            raise ValueError(
-                f"record {index} ({task_id}) of {self.data_source}: its 'test' code's "
-                "check(candidate) has no assert, so the task would have 0 tests; add asserts "
-                "to check(candidate) or drop the record"
+            raise self.record_error(
+                index,
+                "its 'test' code's check(candidate) has no assert, so the task would have 0 "
+                "tests; add asserts to check(candidate) or drop the record",
+                task_id,
             )
         return CodingTask(
             task_id=str(task_id) if task_id not in (None, "") else f"{split}-{index:05d}",
@@ -475,16 +488,6 @@ def _one_line(text: str, limit: int) -> str:
 def _cut(text: str, limit: int) -> str:
     """``text``, or its first ``limit - 3`` characters and "..." when longer than ``limit``."""
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
-
-
-def _text(record: Mapping[str, Any], name: str, index: int) -> str:
-    value = record.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(
-            f"record {index} has no {name!r}: coding records need non-empty strings 'prompt', "
-            f"'test' and 'entry_point' (HumanEval schema); found columns {sorted(record)}"
-        )
-    return value
 
 
 def _optional_text(record: Mapping[str, Any], name: str) -> str:

@@ -102,7 +102,7 @@ class TLDREnv(WritingEnv):
         if match:
             heading = f"{match['subreddit']}: {match['title']}"
             return WritingTask(task_id, match["post"], heading, reference)
-        document = self._first_field(record, ("post", "text", "content", "prompt"), "post")
+        document = self._first_field(record, ("post", "text", "content", "prompt"), "post", index)
         title = record.get("title")
         heading = title.strip() if isinstance(title, str) else ""
         return WritingTask(task_id, document.strip(), heading, reference)

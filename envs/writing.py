@@ -147,13 +147,15 @@ class WritingEnv(CollaborativeTextEnv[WritingTask]):
         return parts
 
     # ----------------------------------------------------------------- data
-    @staticmethod
-    def _first_field(record: Mapping[str, Any], names: Sequence[str], what: str) -> str:
+    def _first_field(
+        self, record: Mapping[str, Any], names: Sequence[str], what: str, index: int
+    ) -> str:
         for name in names:
             value = record.get(name)
             if isinstance(value, str) and value.strip():
                 return value
-        raise ValueError(
-            f"record has no {what}: expected a non-empty string in one of {list(names)}, "
-            f"found columns {sorted(record)}"
+        raise self.record_error(
+            index,
+            f"no {what}: expected a non-empty string in one of {list(names)}, "
+            f"found columns {sorted(record)}",
         )

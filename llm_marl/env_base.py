@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
-from gymnasium import spaces
+from gymnasium import logger, spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
@@ -161,7 +161,7 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
         self.data_source = "bundled" if data is None else str(data)
         records = self.load_task_records(data, split, max_tasks)
         self.tasks: Sequence[TaskT] = [
-            self.parse_record(r, i, split) for i, r in enumerate(records)
+            self._parse_named(r, i, split) for i, r in enumerate(records)
         ]
         self._task_index = {task.task_id: i for i, task in enumerate(self.tasks)}
         if len(self._task_index) != len(self.tasks):
@@ -203,6 +203,21 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
     ) -> list[dict[str, Any]]:
         """The data records of ``split``; override for data that is not a bundled JSONL sample."""
         return load_records(data, split=split, bundled=self.bundled_data, limit=max_tasks)
+
+    def record_error(self, index: int, why: str, task_id: object = None) -> ValueError:
+        """The error that refuses record ``index`` (``task_id``) of :attr:`data_source`: it
+        names the file, so a user with several data files knows which one to fix."""
+        name = f"record {index}" if task_id in (None, "") else f"record {index} ({task_id})"
+        return ValueError(f"{name} of {self.data_source}: {why}")
+
+    def _parse_named(self, record: Mapping[str, Any], index: int, split: str) -> TaskT:
+        """:meth:`parse_record`, whose ``ValueError`` names the data source if it did not."""
+        try:
+            return self.parse_record(record, index, split)
+        except ValueError as err:
+            if self.data_source in str(err):
+                raise
+            raise self.record_error(index, str(err)) from err
 
     @abstractmethod
     def parse_record(self, record: Mapping[str, Any], index: int, split: str) -> TaskT:
@@ -355,8 +370,14 @@ class CollaborativeTextEnv(ParallelEnv[str, Observation, str], Generic[TaskT], m
 
     def render(self) -> str | None:
         """The episode so far: returned as text (``"ansi"``) or printed (``"human"``, which
-        returns ``None``, as PettingZoo and Gymnasium expect); ``None`` without a render mode."""
+        returns ``None``, as PettingZoo and Gymnasium expect); ``None`` without a render mode,
+        with Gymnasium's warning, as PettingZoo's and Gymnasium's own envs give."""
         if self.render_mode is None:
+            logger.warn(
+                "render() was called without a render_mode, so it renders nothing: build the "
+                "env with render_mode='ansi' (text returned) or 'human' (printed)",
+                stacklevel=2,
+            )
             return None
         text = self._render_text()
         if self.render_mode == "human":

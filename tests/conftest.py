@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+from collections.abc import Iterator
+
 import pytest
 
 
@@ -17,3 +22,18 @@ def fixed_answers() -> dict[str, str]:
             "advice, for example how others handled similar relocations."
         ),
     }
+
+
+@pytest.fixture
+def broken_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The code sandbox fails for real while the test runs: this process's zygote is killed
+    and no new one can start (the persistent fault of ``tests/sandbox/test_sandbox_faults``),
+    so every program gets ``sandbox_error``; afterwards the sandbox starts again."""
+    from llm_marl.sandbox.spawner import zygote
+
+    old = zygote()
+    os.kill(old.process.pid, signal.SIGKILL)
+    old.process.wait()
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    yield
+    monkeypatch.undo()

@@ -288,7 +288,10 @@ def test_render_ansi_returns_the_episode_text() -> None:
     env.step(joint(env))
     text = env.render()
     assert "turn 0: team reward" in text and SHORT in text and LONG in text
-    assert llm_marl.make("tldr_v0").render() is None
+    plain = llm_marl.make("tldr_v0")
+    with pytest.warns(UserWarning, match="without a render_mode.*render_mode='ansi'") as caught:
+        assert plain.render() is None
+    assert caught[0].filename == __file__  # the warning points at the caller's line
 
 
 @pytest.mark.parametrize(
@@ -329,3 +332,19 @@ def test_unknown_agent_space_lookup_is_an_error() -> None:
     """observation_space/action_space of an unknown agent name it."""
     with pytest.raises(ValueError, match="unknown agent 'ghost_3'"):
         llm_marl.make("tldr_v0").observation_space("ghost_3")
+
+
+def test_a_subclass_refusing_a_record_gets_the_file_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A user env's parse_record ValueError is re-raised with the data file and record."""
+    import json
+
+    from llm_marl.envs.tldr_v0 import TLDREnv
+
+    class Picky(TLDREnv):
+        def parse_record(self, record, index, split):  # type: ignore[no-untyped-def]
+            raise ValueError("too short")
+
+    path = tmp_path / "posts.jsonl"
+    path.write_text(json.dumps({"post": "hi"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"^record 0 of {path}: too short$"):
+        Picky(data=str(path))

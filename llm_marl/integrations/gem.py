@@ -16,7 +16,12 @@ single-agent view with one agent.
 ...     observations, rewards, terminations, truncations, infos = env.step(actions)
 
 Importing this module leaves the root logger as it was (``import gem`` alone configures it
-to print INFO messages). Needs ``pip install "llm-marl[gem]"``.
+to print INFO messages).
+
+Sandbox failures: the infos are the env's own, so a coding env's
+``infos[agent]["sandbox_status"]`` is ``"sandbox_error"`` when the code sandbox itself failed to
+judge the step; that step's rewards mean nothing: drop them, do not learn from them.
+Needs ``pip install "llm-marl[gem]"``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ Importing this module registers every llm-marl env with Gymnasium's registry as
 ``gymnasium.make`` adds Gymnasium's usual wrappers; :class:`GymnasiumEnv` itself is the plain
 env. Vector envs work: ``gymnasium.make_vec("llm_marl/tldr_v0", 4)`` and ``AsyncVectorEnv``
 with shared memory (prompts are stored as Unicode code points, see :mod:`llm_marl.spaces`).
+
+Sandbox failures: a coding env's ``info["sandbox_status"]`` is ``"sandbox_error"`` when the code
+sandbox itself failed to judge the step's program; that step's ``reward`` means nothing, so drop
+it (llm-marl's trainers drop the task), do not learn from it as a low reward.
 """
 
 from __future__ import annotations

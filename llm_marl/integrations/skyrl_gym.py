@@ -17,7 +17,12 @@ and gets the team reward). :func:`register_envs` registers each env id as
 ``env_config`` holds keyword arguments of :func:`llm_marl.make` (``split``, ``num_turns``,
 ``data``, ...); ``extras`` (a SkyRL data-set row) may name the ``task_id`` (or a ``seed``),
 else the task is drawn with seed 0. The env's own prompt replaces the prompt given to
-``init``, so a data set only needs the task ids. Needs ``pip install "llm-marl[skyrl-gym]"``.
+``init``, so a data set only needs the task ids.
+
+Sandbox failures: each step's ``metadata`` is the agent's infos, so a coding env's
+``metadata["sandbox_status"]`` is ``"sandbox_error"`` when the code sandbox itself failed to
+judge the answer; that step's ``reward`` means nothing: drop the trajectory, do not learn from
+it. Needs ``pip install "llm-marl[skyrl-gym]"``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,13 @@ env's next turn shows it. Rewards are summed over the episode, one per player.
 The raw env's observations are TextArena message lists; the default wrapper
 (:class:`PromptObservationWrapper`) gives the player's current prompt as one string (prompts
 of later turns already hold the episode so far, so TextArena's ``LLMObservationWrapper``
-would repeat them). Needs ``pip install "llm-marl[textarena]"``.
+would repeat them).
+
+Sandbox failures: the last player's ``step`` returns ``{"infos": infos}``, the env's infos; when
+the code sandbox itself failed to judge a turn (a coding env's ``infos[agent]["sandbox_status"]
+== "sandbox_error"``), that turn's reward means nothing, and ``game_info[player]["sandbox_error"]``
+(from ``close()``) is ``True`` for the episode: drop its summed reward, do not learn from it.
+Needs ``pip install "llm-marl[textarena]"``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import textarena as ta
 from textarena.envs.registration import ENV_REGISTRY
 
 import llm_marl
+from llm_marl.env_protocol import sandbox_failed
 
 __all__ = ["NAMESPACE", "PromptObservationWrapper", "TextArenaEnv", "register_envs"]
 
@@ -63,7 +70,7 @@ class TextArenaEnv(ta.Env):  # type: ignore[misc]
         self.current_player_id, self.done, self._moves = 0, False, {}
         self.rewards = {pid: 0.0 for pid in range(num_players)}
         self.game_info = {
-            pid: {"role": agent, "invalid_move": False, "turn_count": 0}
+            pid: {"role": agent, "invalid_move": False, "turn_count": 0, "sandbox_error": False}
             for pid, agent in enumerate(self.agents)
         }
 
@@ -92,8 +99,10 @@ class TextArenaEnv(ta.Env):  # type: ignore[misc]
             self.current_player_id = player + 1
             return False, {}
         observations, rewards, _, truncations, infos = self.env.step(self._moves)
+        failed = sandbox_failed(infos)
         for pid, agent in enumerate(self.agents):
             self.rewards[pid] += float(rewards[agent])
+            self.game_info[pid]["sandbox_error"] |= failed
         self._show(observations)
         self.current_player_id, self._moves = 0, {}
         self.done = not self.env.agents

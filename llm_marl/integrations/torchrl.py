@@ -2,11 +2,15 @@
 
 TorchRL builds one tensor spec per ``infos`` key from the first ``reset`` and expects the same
 numeric keys on every ``step``. llm-marl infos carry strings (task ids, sandbox status), nested
-dicts (reward terms) and keys that only appear after a step, so :class:`NumericInfos` turns
-them into one fixed set of flat float keys (``"reward_terms.rouge"``), filling a missing key
-with ``0.0`` and dropping text. Observations and actions stay strings (TorchRL ``NonTensor``
-specs), so a TorchRL policy is any module that writes a string ``action`` per agent;
-TorchRL's wrapper indexes actions as arrays, so :func:`torchrl_env` reads them as text instead.
+dicts (reward terms) and keys that only appear after a step, so :class:`NumericInfos` turns them
+into one fixed set of flat float keys (``"reward_terms.rouge"``), filling a missing key with ``0.0``
+and dropping text. The one string kept, as a number, is the coding envs' ``sandbox_status``:
+``"sandbox_error"`` (``1.0`` when the code sandbox itself failed to judge the step, ``0.0``
+otherwise). A step with ``sandbox_error == 1`` has a reward that means nothing: drop it from
+training (llm-marl's trainers drop the task), do not learn from it. Observations and actions stay
+strings (TorchRL ``NonTensor`` specs), so a TorchRL policy is any module that writes a string
+``action`` per agent; TorchRL's wrapper indexes actions as arrays, so :func:`torchrl_env` reads them
+as text instead.
 
 >>> from llm_marl.integrations.torchrl import torchrl_env
 >>> env = torchrl_env("tldr_v0")            # a TorchRL EnvBase, one group per agent
@@ -26,6 +30,7 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import BaseParallelWrapper
 
 import llm_marl
+from llm_marl.env_protocol import SANDBOX_ERROR
 
 __all__ = ["NumericInfos", "flat_numeric_infos", "probe_info_keys", "torchrl_env"]
 
@@ -33,12 +38,16 @@ __all__ = ["NumericInfos", "flat_numeric_infos", "probe_info_keys", "torchrl_env
 def flat_numeric_infos(info: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """The numbers in ``info`` as floats, nested dicts flattened to ``"outer.inner"`` keys.
 
-    Booleans become ``0.0``/``1.0``; strings and other non-numbers are dropped.
+    Booleans become ``0.0``/``1.0``; strings and other non-numbers are dropped, except a
+    top-level ``sandbox_status`` (the coding envs'), which becomes ``"sandbox_error"``: ``1.0``
+    when it is ``"sandbox_error"`` (the step's reward means nothing), else ``0.0``.
     """
     flat: dict[str, float] = {}
     for key, value in info.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if not prefix and key == "sandbox_status":
+            flat["sandbox_error"] = float(value == SANDBOX_ERROR)
+        elif isinstance(value, Mapping):
             flat.update(flat_numeric_infos(value, prefix=f"{name}."))
         elif isinstance(value, bool | int | float):
             flat[name] = float(value)

@@ -18,7 +18,15 @@ llm-marl's own trainers (``llm-marl train --algo magrpo``).
 The data set has one row per task: ``prompt`` (a chat message list, or plain text with
 ``conversational=False``), ``task_id`` and ``split``. The reward follows TRL's reward-function
 contract: prompts and completions in (plain or conversational), the extra columns as keyword
-arguments, one float per completion out. Needs ``pip install "llm-marl[trl]"``.
+arguments, one float per completion out.
+
+Sandbox failures: when the code sandbox itself fails to judge a completion (a coding env's
+``infos[agent]["sandbox_status"] == "sandbox_error"``), its reward means nothing and must not be
+learned from, so :func:`trl_reward` returns ``None`` for it. TRL's ``GRPOTrainer`` (>= 1.16:
+``_calculate_rewards`` and ``_generate_and_score_completions`` in ``trl/trainer/grpo_trainer.py``)
+turns a ``None`` into NaN; a completion whose every reward function gave ``None`` is left out of its
+group's mean and standard deviation and of the logged reward, and its advantage is set to 0, so it
+does not move the policy (TRL logs a warning naming the row). Needs ``pip install "llm-marl[trl]"``.
 """
 
 from __future__ import annotations
@@ -28,10 +36,11 @@ from typing import Any
 
 import llm_marl
 from llm_marl.env_base import CollaborativeTextEnv
+from llm_marl.env_protocol import sandbox_failed
 
 __all__ = ["RewardFunction", "completion_text", "trl_dataset", "trl_reward"]
 
-RewardFunction = Callable[..., list[float]]
+RewardFunction = Callable[..., list[float | None]]
 
 
 def _solo_env(env_id: str, split: str, env_kwargs: dict[str, Any]) -> CollaborativeTextEnv[Any]:
@@ -88,6 +97,9 @@ def trl_reward(env_id: str, **env_kwargs: Any) -> RewardFunction:
     :func:`trl_dataset`, plays the task's one-turn single-agent episode with the completion
     as the answer, and returns the episode's reward. ``env_kwargs`` go to
     :func:`llm_marl.make`; coding envs run the completion's code in llm-marl's sandbox.
+    A completion the sandbox failed to judge (``sandbox_status == "sandbox_error"``) scores
+    ``None``, which TRL leaves out of the group baseline and gives a zero advantage (see the
+    module docstring): it is dropped, not learned from as a low reward.
     """
     envs: dict[str, CollaborativeTextEnv[Any]] = {}
 
@@ -97,22 +109,22 @@ def trl_reward(env_id: str, **env_kwargs: Any) -> RewardFunction:
         task_id: Sequence[str] | None = None,
         split: Sequence[str] | None = None,
         **_: Any,
-    ) -> list[float]:
+    ) -> list[float | None]:
         if task_id is None:
             raise ValueError(
                 "the reward needs the dataset's task_id column: build the data set with "
                 f"trl_dataset({env_id!r}, split) (or add a task_id column)"
             )
         splits = split if split is not None else ["train"] * len(completions)
-        scores: list[float] = []
+        scores: list[float | None] = []
         for completion, tid, part in zip(completions, task_id, splits, strict=True):
             if part not in envs:
                 envs[part] = _solo_env(env_id, part, env_kwargs)
             env = envs[part]
             env.reset(options={"task_id": tid})
             agent = env.possible_agents[0]
-            rewards = env.step({agent: completion_text(completion)})[1]
-            scores.append(float(rewards[agent]))
+            _, rewards, _, _, infos = env.step({agent: completion_text(completion)})
+            scores.append(None if sandbox_failed(infos) else float(rewards[agent]))
         return scores
 
     reward.__name__ = f"{env_id}_reward"

@@ -33,6 +33,7 @@ import verifiers as vf
 
 import llm_marl
 from llm_marl.env_base import CollaborativeTextEnv
+from llm_marl.env_protocol import sandbox_failed
 
 __all__ = ["LlmMarlEnv", "load_environment", "team_reward"]
 
@@ -76,6 +77,8 @@ class LlmMarlEnv(vf.MultiTurnEnv):  # type: ignore[misc]
     it with every reply; the env's next prompt is the next user message, and the episode's
     end ends the rollout. ``state["llm_marl_rewards"]`` holds the per-turn rewards and
     ``state["llm_marl_infos"]`` the last turn's infos (reward terms, sandbox results).
+    ``state["llm_marl_sandbox_error"]`` is True when the code sandbox failed to judge any turn
+    (coding envs): that rollout's reward means nothing, drop it rather than learn from it.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class LlmMarlEnv(vf.MultiTurnEnv):  # type: ignore[misc]
         state["llm_marl_env"] = env
         state["llm_marl_rewards"] = []
         state["llm_marl_infos"] = {}
+        state["llm_marl_sandbox_error"] = False
         return state
 
     async def env_response(self, messages: vf.Messages, state: vf.State, **kwargs: Any) -> Any:
@@ -123,6 +127,7 @@ class LlmMarlEnv(vf.MultiTurnEnv):  # type: ignore[misc]
         observations, rewards, _, _, infos = await asyncio.to_thread(env.step, {agent: answer})
         state["llm_marl_rewards"].append(float(rewards[agent]))
         state["llm_marl_infos"] = dict(infos[agent])
+        state["llm_marl_sandbox_error"] = state["llm_marl_sandbox_error"] or sandbox_failed(infos)
         if env.agents:
             return [vf.UserMessage(content=observations[agent]["text"])]
         total = sum(state["llm_marl_rewards"])

@@ -7,7 +7,7 @@ A wrong argument is the caller's bug, so it raises (``TypeError`` for a wrong ty
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from typing import Any
 
 MAX_TIMEOUT_S = 86_400.0
@@ -24,11 +24,17 @@ def check_program(program: Any) -> str:
 
 
 def check_tests(tests: Any) -> list[str]:
-    """``tests`` as a list: a sequence of ``str`` snippets, never one ``str``."""
+    """``tests`` as a list: a sequence of ``str`` snippets, never one ``str``, nor an
+    unordered collection (``per_test`` follows the order of ``tests``)."""
     if isinstance(tests, str | bytes):
         raise TypeError(
             f"tests must be a list of test snippets, got one {type(tests).__name__} "
             f"({tests[:60]!r}); pass [{tests[:20]!r}...] for a single test"
+        )
+    if isinstance(tests, Set):
+        raise TypeError(
+            f"tests must be a list or tuple, got a {type(tests).__name__}, whose order is "
+            "undefined (per_test follows the order of tests): pass list(...) in your order"
         )
     try:
         listed = list(tests)
@@ -71,6 +77,11 @@ def check_context(context: Any) -> str:
 
 def check_jobs(jobs: Iterable[Any]) -> list[tuple[str, list[str], str]]:
     """`run_many`'s jobs as ``(program, tests, context)``, every one checked first."""
+    if isinstance(jobs, str | bytes | Set) or not isinstance(jobs, Iterable):
+        raise TypeError(
+            "jobs must be a list of (program, tests) or (program, tests, context) tuples, "
+            f"got {type(jobs).__name__}" + (" (unordered)" if isinstance(jobs, Set) else "")
+        )
     checked = []
     for index, job in enumerate(jobs):
         if not isinstance(job, tuple | list) or len(job) not in (2, 3):

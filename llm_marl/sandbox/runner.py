@@ -68,7 +68,7 @@ class _Job:
     """One checked and compiled run: what every attempt sends."""
 
     tests: list[bytes | str]
-    """Compiled tests; a str is the test's syntax error (it fails without running)."""
+    """Compiled tests (`_prepare` refuses one that does not parse)."""
     payload: dict
     """The coordinator's payload without its nonce."""
     timeout_s: float
@@ -99,7 +99,8 @@ def run_tests(
     ``sandbox_error``: a dead, stopped or busy zygote, no fds left, a coordinator cut short)
     is retried once, on a fresh zygote if needed. ``memory_mb`` is the
     address-space limit of every process of the program. Raises TypeError or ValueError for
-    bad arguments (a context that does not parse included), never for anything the program
+    bad arguments (a context or a test that does not parse included: both are trusted code,
+    so their bug is the caller's, not the program's), never for anything the program
     does, and never for a fault of the sandbox (that is a ``sandbox_error`` result).
     """
     return _run(_prepare(program, tests, timeout_s, memory_mb, context))
@@ -121,7 +122,13 @@ def run_many(
         isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
     ):
         raise ValueError(f"max_workers must be an int >= 1 or None, got {max_workers!r}")
-    prepared = [_prepare(*job[:2], timeout_s, memory_mb, job[2]) for job in check_jobs(jobs)]
+    timeout_s, memory_mb = check_limits(timeout_s, memory_mb)  # so what _prepare refuses is a job
+    prepared = []
+    for index, (program, tests, context) in enumerate(check_jobs(jobs)):
+        try:
+            prepared.append(_prepare(program, tests, timeout_s, memory_mb, context))
+        except ValueError as error:
+            raise ValueError(f"jobs[{index}]: {error}") from None
     workers = max_workers or min(os.cpu_count() or 1, DEFAULT_WORKERS)
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(_run_kept, prepared))
@@ -138,16 +145,22 @@ def _prepare(
     context_code = compile_test(context, "context") if context.strip() else None
     if isinstance(context_code, str):
         raise ValueError(f"the trusted context does not parse: {context_code}")
+    compiled = [compile_test(test) for test in tests]
+    for index, code in enumerate(compiled):
+        if isinstance(code, str):
+            raise ValueError(
+                f"tests[{index}] does not parse: {code}; tests are trusted code, so a broken "
+                "one is a bug of the caller, not a failure of the program: fix or drop it"
+            )
     program_code = compile_program(program)
     if isinstance(program_code, str):
         note = "not run: the program does not parse"
         return SandboxResult(
             0, len(tests), "syntax_error", [False] * len(tests), program_code, [note] * len(tests)
         )
-    compiled = [compile_test(test) for test in tests]
     payload = {
         "program": program_code,
-        "tests": [test if isinstance(test, bytes) else None for test in compiled],
+        "tests": compiled,
         "context": context_code,
         "timeout_s": timeout_s,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -129,9 +130,38 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(
 def test_no_intact_checkpoint_left_is_an_error(run: Path, fast: dict[str, Any]) -> None:
     for step in ("step-000001", "step-000002"):
         _truncate(run / "checkpoints" / step / "trainer_state.pt")
+    state = run / "checkpoints" / "step-000002" / "trainer_state.pt"
+    message = re.escape(
+        f"holds 2 checkpoints, but none is intact (the newest, step-000002: {state}"
+    )
+    message += r" has \d+ bytes, its manifest says \d+\); restore the damaged files .* --overwrite"
     with pytest.warns(UserWarning, match="step-000001 is not usable"):  # (and step 2)
-        with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        with pytest.raises(FileNotFoundError, match=message) as caught:
             _resume(fast)
+    assert "before its first one" not in str(caught.value)
+
+
+def test_the_command_line_prints_each_fall_back_as_one_warning_line(
+    run: Path, fast: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No source line under each warning; then the one-line error, exit status 2."""
+    for step in ("step-000001", "step-000002"):
+        _truncate(run / "checkpoints" / step / "trainer_state.pt")
+    argv = ["train", "--resume", "--num-steps", "3", "--output-dir", fast["output_dir"]]
+    assert main([*argv, "--env", "digits_v0", "--run-name", RUN]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[:3] for line in lines[:2]] == [
+        ["llm-marl train", " warning", f" checkpoint step-00000{step} is not usable"]
+        for step in (2, 1)
+    ]
+    assert len(lines) == 3 and "none is intact" in lines[2]
+
+
+def test_resume_before_the_first_checkpoint_says_so(run: Path, fast: dict[str, Any]) -> None:
+    shutil.rmtree(run / "checkpoints")
+    (run / "checkpoints").mkdir()
+    with pytest.raises(FileNotFoundError, match="the run stopped before its first one"):
+        _resume(fast)
 
 
 def test_resume_without_config_yaml_keeps_the_checkpoints_settings(

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import pickle
+import re
 import resource
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -346,3 +347,25 @@ def test_a_sandbox_failure_is_reported_not_scored_as_failing_tests(env_id: str) 
     *_, infos = env.step(answers)  # the fault is gone: judged again, full reward
     assert [i["sandbox_status"] for i in infos.values()] == ["ok"] * 2
     assert infos["main_1"]["team_reward"] == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"test": "def check(candidate:\n    assert True\n"}, "its 'test' code does not parse"),
+        (
+            {"test": "def check(candidate):\n    pass\n"},
+            "its 'test' code's check(candidate) has no assert",
+        ),
+        ({"prompt": ""}, "no 'prompt': coding records need"),
+    ],
+)
+def test_a_refused_coding_record_names_its_file(
+    change: dict[str, str], why: str, tmp_path: Path
+) -> None:
+    """Every way a local record is refused says which file (and record) to fix."""
+    record = read_jsonl(bundled_path("coophumaneval", "test"))[0]
+    path = tmp_path / "mine.jsonl"
+    path.write_text(json.dumps({**record, "task_id": "t/0", **change}) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"record 0 (t/0) of {path}: {why}")):
+        llm_marl.make("humaneval_v0", data=str(path))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import json
 import pickle
+import re
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +116,13 @@ def test_writing_roles_and_instructions_must_match() -> None:
         OneRole()
     with pytest.raises(ValueError, match=r"Mismatch\.instructions must be a tuple with one entry"):
         Mismatch()
+
+
+@pytest.mark.parametrize(("env_id", "what"), [("tldr_v0", "post"), ("arxiv_v0", "abstract")])
+def test_a_refused_record_names_its_file(env_id: str, what: str, tmp_path: Path) -> None:
+    """A local file whose record lacks the text column: the error names the file and record."""
+    path = tmp_path / "wrongfields.jsonl"
+    path.write_text(json.dumps({"foo": 1}) + "\n", encoding="utf-8")
+    expected = f"record 0 of {path}: no {what}: expected a non-empty string in one of"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        llm_marl.make(env_id, data=str(path))

@@ -62,3 +62,18 @@ def test_raw_version_speaks_textarena_messages_and_checks_players() -> None:
     game.reset(num_players=2, seed=0)
     _, observation = game.get_observation()
     assert observation[0][0] == ta.GAME_ID and observation[0][2] == ta.ObservationType.PROMPT
+
+
+def test_a_sandbox_failure_marks_the_game_info(broken_sandbox: None) -> None:
+    """The reference solution under a broken sandbox: every player's game info says
+    sandbox_error, so the summed reward can be dropped; the step's infos say why."""
+    game = TextArenaEnv("humaneval_v0", max_tasks=1)
+    game.reset(num_players=len(game.agents), seed=0)
+    answers = game.env.reference_actions()
+    done, info = False, {}
+    while not done:
+        player_id, _ = game.get_observation()
+        done, info = game.step(action=answers[game.agents[player_id]])
+    assert info["infos"][game.agents[0]]["sandbox_status"] == "sandbox_error"
+    _, game_info = game.close()
+    assert all(game_info[pid]["sandbox_error"] for pid in range(len(game.agents)))

@@ -69,3 +69,15 @@ def test_rollout_with_a_text_policy_scores_like_the_env() -> None:
         got = rollout["next", group, "reward"].flatten().tolist()
         assert got == pytest.approx([rewards[a] for a in agents])
     assert len(set(rewards.values())) == 2  # distinct answers, distinct individual rewards
+
+
+def test_a_sandbox_failure_stays_in_the_numeric_infos(broken_sandbox: None) -> None:
+    """The reference solution under a broken sandbox: ``sandbox_error`` reads 1.0 (0.0 at
+    reset), so a TorchRL user can drop the step instead of learning its reward."""
+    env = NumericInfos(llm_marl.make("humaneval_v0", max_tasks=1))
+    _, reset_infos = env.reset(seed=0)
+    *_, step_infos = env.step(env.unwrapped.reference_actions())
+    for agent in env.possible_agents:
+        assert reset_infos[agent]["sandbox_error"] == 0.0
+        assert step_infos[agent]["sandbox_error"] == 1.0
+    assert flat_numeric_infos({"sandbox_status": "ok"}) == {"sandbox_error": 0.0}

@@ -119,3 +119,13 @@ def test_grpo_trainer_trains_two_steps_on_the_tiny_model(tmp_path: Path) -> None
     )  # TRL logs the env's rewards
     trained = dict(trainer.model.named_parameters())
     assert all(not torch.equal(before[n], trained[n].detach().cpu()) for n in before)
+
+
+def test_a_completion_the_sandbox_failed_to_judge_scores_none(broken_sandbox: None) -> None:
+    """The reference solution under a broken sandbox: None (TRL drops it), not a low reward."""
+    data = trl_dataset("humaneval_v0", "train", max_tasks=1)
+    env = llm_marl.make("humaneval_v0", single_agent=True, max_tasks=1)
+    env.reset(options={"task_id": data["task_id"][0]})
+    answer = env.reference_actions()[env.possible_agents[0]]
+    reward = trl_reward("humaneval_v0", max_tasks=1)
+    assert reward(data["prompt"], [answer], task_id=data["task_id"]) == [None]

@@ -201,3 +201,25 @@ def test_an_unknown_env_fails_at_load() -> None:
     """A misspelt env id fails when the environment loads, not in the first rollout."""
     with pytest.raises(RuntimeError, match="tldr_v0"):
         vf.load_environment(ENTRY_POINT, env="tldr_v9")
+
+
+def test_a_turn_the_sandbox_failed_to_judge_flags_the_rollout(broken_sandbox: None) -> None:
+    """The reference solution under a broken sandbox: the state says to drop the rollout."""
+    env = LlmMarlEnv("humaneval_v0", env_kwargs={"max_tasks": 1})
+    row = env.get_dataset()[0]
+    solo = llm_marl.make("humaneval_v0", single_agent=True, max_tasks=1)
+    solo.reset(options={"task_id": row["info"]["task_id"]})
+    answer = solo.reference_actions()[solo.possible_agents[0]]
+
+    async def play() -> Any:
+        client = vf.ClientConfig(api_base_url="http://127.0.0.1:9/v1", api_key_var="PATH")
+        state = await env.setup_state(await env.init_state(row, client, "none"))
+        assert state["llm_marl_sandbox_error"] is False
+        messages: list[Any] = [*state["prompt"], vf.AssistantMessage(content=answer)]
+        await env.env_response(messages, state)
+        await env.cleanup(state)
+        return state
+
+    state = asyncio.run(play())
+    assert state["llm_marl_sandbox_error"] is True
+    assert state["llm_marl_infos"]["sandbox_status"] == "sandbox_error"

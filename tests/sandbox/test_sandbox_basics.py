@@ -59,11 +59,16 @@ def test_a_syntax_error_in_the_program_is_found_before_spawning() -> None:
     assert result.per_test == [False] and result.passed == 0
 
 
-def test_a_broken_test_fails_alone_with_its_syntax_error() -> None:
-    """A test that does not parse fails; the others still run."""
-    result = run_tests(PROGRAM, ["assert main(1) ==", "assert main(1) == 3"])
-    assert result.per_test == [False, True] and result.status == "ok"
-    assert result.per_test_errors[0] == "SyntaxError: invalid syntax (test line 1, col 18)"
+def test_a_test_that_does_not_parse_is_the_callers_error() -> None:
+    """Tests are trusted code: a broken one raises naming its index (before: it counted as
+    a failure of the program), even when the program does not parse either."""
+    message = r"tests\[0\] does not parse: SyntaxError: invalid syntax \(test line 1, col 5\)"
+    with pytest.raises(ValueError, match=message):
+        run_tests(PROGRAM, ["def (:", "assert main(1) == 3"])
+    with pytest.raises(ValueError, match=r"tests\[1\] does not parse"):
+        run_tests("def broken(:", ["assert True", "assert main(1) =="])
+    with pytest.raises(ValueError, match=r"^jobs\[1\]: tests\[0\] does not parse"):
+        run_many([(PROGRAM, ["assert True"]), (PROGRAM, ["def (:"])])
 
 
 def test_an_exception_at_top_level_is_a_load_error() -> None:
@@ -104,6 +109,8 @@ def test_no_tests_is_a_valid_run() -> None:
         ({"memory_mb": 1 << 40}, ValueError, "memory_mb must be at most"),
         ({"context": None}, TypeError, r"context must be a str of trusted code \(or ''\)"),
         ({"context": "def broken(:"}, ValueError, "the trusted context does not parse"),
+        ({"tests": {"assert True"}}, TypeError, "tests must be a list or tuple, got a set"),
+        ({"tests": frozenset()}, TypeError, "tests must be a list or tuple, got a frozenset"),
     ],
 )
 def test_bad_arguments_raise_naming_the_argument(arguments, error, message) -> None:
@@ -122,6 +129,10 @@ def test_run_many_checks_every_job_before_running_any() -> None:
         run_many([PROGRAM])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="max_workers must be an int >= 1"):
         run_many(jobs[:1], max_workers=0)
+    with pytest.raises(TypeError, match=r"jobs must be a list of \(program, tests\).* NoneType"):
+        run_many(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got set \(unordered\)"):
+        run_many({(PROGRAM, ("assert True",))})
 
 
 def test_output_is_captured_bounded_and_never_parsed() -> None:
