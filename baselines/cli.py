@@ -225,7 +225,7 @@ def train_main(argv: Sequence[str]) -> int:
         return report(
             "llm-marl train",
             "say what to train: --env ID (llm-marl envs lists them) or --config FILE "
-            "(configs/demo.yaml is a 10-minute CPU run); llm-marl train --help lists every option",
+            "(configs/demo.yaml: the default CPU demo); llm-marl train --help lists every option",
         )
     with warnings.catch_warnings():
         warnings.simplefilter("always", RunWarning)
@@ -277,8 +277,9 @@ def _show_run_warning(
     file: Any = None,
     line: str | None = None,
 ) -> None:
-    """Print a run's warnings as one ``llm-marl train: warning:`` line (others as usual)."""
-    if issubclass(category, RunWarning):
+    """Print a run's warnings (and llm-marl's own, such as a data file used as both splits) as
+    one ``llm-marl train: warning:`` line; other libraries' warnings as usual."""
+    if issubclass(category, RunWarning) or category.__module__.startswith("llm_marl."):
         print(f"llm-marl train: warning: {message}", file=sys.stderr, flush=True)
     else:
         _SHOW_WARNING(message, category, filename, lineno, file, line)

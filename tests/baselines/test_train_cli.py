@@ -319,3 +319,13 @@ def test_a_mistyped_yaml_setting_gets_a_suggestion(tmp_path: Path) -> None:
     config.write_text("critic_type: q\n")
     with pytest.raises(ValueError, match="critic_type is a setting of --algo iac or maac"):
         config_from_args(["--config", str(config)])
+
+
+def test_llm_marl_warnings_print_as_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from llm_marl.baselines.cli import _show_run_warning
+    from llm_marl.data import SingleFileSplitWarning
+
+    _show_run_warning(
+        SingleFileSplitWarning("a.jsonl serves split 'test'"), SingleFileSplitWarning, "x.py", 1
+    )
+    assert capsys.readouterr().err == "llm-marl train: warning: a.jsonl serves split 'test'\n"
