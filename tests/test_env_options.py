@@ -13,7 +13,7 @@ def test_a_mistyped_option_gets_the_closest_one_and_the_list() -> None:
         llm_marl.make("tldr_v0", num_turn=2)
     message = str(error.value)
     assert message.startswith("tldr_v0 has no option 'num_turn'; did you mean 'num_turns'?")
-    assert "data, split, max_tasks, num_turns, reward_mode" in message
+    assert "data, split, max_tasks, num_turns, max_cycles, reward_mode" in message
 
 
 def test_options_are_collected_up_the_classes_that_pass_kwargs_on() -> None:

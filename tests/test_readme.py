@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,10 +67,13 @@ def test_readme_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "level1_structure" in capsys.readouterr().out
 
 
-def test_the_envs_table_is_what_llm_marl_envs_prints(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_envs_table_is_what_llm_marl_envs_prints() -> None:
+    """In a fresh process: envs that other tests register do not belong in the table."""
     (block,) = [b for b in _blocks("") if b.startswith("$ llm-marl envs\n")]
-    assert main(["envs"]) == 0
-    assert capsys.readouterr().out == block.removeprefix("$ llm-marl envs\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "llm_marl", "envs"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == block.removeprefix("$ llm-marl envs\n")
 
 
 def _shortened(argv: list[str], steps: int) -> list[str]:

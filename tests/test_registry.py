@@ -26,7 +26,7 @@ def test_make_passes_keyword_arguments() -> None:
 
 def test_unknown_id_suggests_close_ids() -> None:
     """A typo in the id names the nearest registered ids."""
-    with pytest.raises(KeyError, match=r"did you mean \['tldr_v0'\]"):
+    with pytest.raises(KeyError, match=r"did you mean 'tldr_v0'\?"):
         llm_marl.make("tldr_v1")
 
 

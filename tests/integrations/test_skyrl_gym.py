@@ -10,16 +10,19 @@ skyrl_gym = pytest.importorskip("skyrl_gym")
 
 from llm_marl.integrations.skyrl_gym import SkyRLTextEnv, register_envs  # noqa: E402
 
+#: The envs llm-marl registers itself (collected before any test registers its own).
+BUILTIN_ENVS = llm_marl.list_envs()
+
 
 def test_every_env_is_registered_once() -> None:
     """``skyrl_gym.make`` knows every env id; re-registering adds nothing."""
     register_envs()
-    for env_id in llm_marl.list_envs():
+    for env_id in BUILTIN_ENVS:  # envs other tests register need not have a single-agent view
         assert isinstance(skyrl_gym.make(f"llm_marl:{env_id}"), SkyRLTextEnv)
     assert register_envs() == []
 
 
-@pytest.mark.parametrize("env_id", llm_marl.list_envs())
+@pytest.mark.parametrize("env_id", BUILTIN_ENVS)
 def test_init_step_loop_matches_the_single_agent_view(env_id: str) -> None:
     """The task of ``extras``, the env's prompts as user messages and its rewards."""
     register_envs()
