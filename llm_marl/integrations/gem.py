@@ -33,6 +33,7 @@ from types import ModuleType
 from typing import Any
 
 import llm_marl
+from llm_marl.integrations import register_missing
 
 
 def _import_gem() -> ModuleType:
@@ -112,12 +113,10 @@ def register_envs(env_ids: list[str] | None = None) -> list[str]:
 
     Ids already registered are left as they are, so calling this twice is harmless.
     """
-    added = []
-    for env_id in env_ids or llm_marl.list_envs():
-        llm_marl.spec(env_id)  # a KeyError with close matches for an unknown id
-        name = f"{NAMESPACE}:{env_id}"
-        if name not in ENV_REGISTRY:
-            # gem.register's first parameter is named env_id, so ours is bound here.
-            gem.register(name, functools.partial(GemMultiAgentEnv, env_id))
-            added.append(name)
-    return added
+    # gem.register's first parameter is named env_id, so ours is bound in the partial.
+    return register_missing(
+        env_ids,
+        lambda env_id: [f"{NAMESPACE}:{env_id}"],
+        ENV_REGISTRY,
+        lambda name, env_id: gem.register(name, functools.partial(GemMultiAgentEnv, env_id)),
+    )

@@ -34,6 +34,7 @@ import skyrl_gym
 from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput, ConversationType
 
 import llm_marl
+from llm_marl.integrations import register_missing
 
 __all__ = ["NAMESPACE", "SkyRLTextEnv", "register_envs"]
 
@@ -98,11 +99,9 @@ def register_envs(env_ids: list[str] | None = None) -> list[str]:
 
     Ids already registered are left as they are, so calling this twice is harmless.
     """
-    added = []
-    for env_id in env_ids or llm_marl.list_envs():
-        llm_marl.spec(env_id)  # a KeyError with close matches for an unknown id
-        name = f"{NAMESPACE}:{env_id}"
-        if name not in skyrl_gym.registry:
-            skyrl_gym.register(name, SkyRLTextEnv, kwargs={"env_id": env_id})
-            added.append(name)
-    return added
+    return register_missing(
+        env_ids,
+        lambda env_id: [f"{NAMESPACE}:{env_id}"],
+        skyrl_gym.registry,
+        lambda name, env_id: skyrl_gym.register(name, SkyRLTextEnv, kwargs={"env_id": env_id}),
+    )

@@ -38,6 +38,7 @@ from textarena.envs.registration import ENV_REGISTRY
 
 import llm_marl
 from llm_marl.env_protocol import sandbox_failed
+from llm_marl.integrations import register_missing
 
 __all__ = ["NAMESPACE", "PromptObservationWrapper", "TextArenaEnv", "register_envs"]
 
@@ -132,13 +133,14 @@ def register_envs(env_ids: list[str] | None = None) -> list[str]:
 
     Ids already registered are left as they are, so calling this twice is harmless.
     """
-    added = []
-    for env_id in env_ids or llm_marl.list_envs():
-        llm_marl.spec(env_id)  # a KeyError with close matches for an unknown id
-        ta_id = f"{NAMESPACE}:{env_id}"
-        variants = {ta_id: [PromptObservationWrapper], f"{ta_id}-raw": None}
-        for name, wrappers in variants.items():
-            if name not in ENV_REGISTRY:
-                ta.register(name, TextArenaEnv, default_wrappers=wrappers, env_id=env_id)
-                added.append(name)
-    return added
+
+    def register(name: str, env_id: str) -> None:
+        wrappers = None if name.endswith("-raw") else [PromptObservationWrapper]
+        ta.register(name, TextArenaEnv, default_wrappers=wrappers, env_id=env_id)
+
+    return register_missing(
+        env_ids,
+        lambda env_id: [f"{NAMESPACE}:{env_id}", f"{NAMESPACE}:{env_id}-raw"],
+        ENV_REGISTRY,
+        register,
+    )
