@@ -1,7 +1,9 @@
-"""Held-out evaluation: each agent answers once per turn (greedy), on the env's test tasks.
+"""The trainers' held-out check: each agent answers once per turn (greedy), on the test tasks.
 
 All episodes advance turn by turn together, so each turn of every task is one batched
-``generate`` call. Metrics: ``eval/team_reward_mean`` (mean team reward over every turn played),
+``generate`` call (:func:`llm_marl.baselines.protocols.play`, protocol ``parallel``; the full
+evaluation of the tables is :mod:`llm_marl.baselines.eval_run`).
+Metrics: ``eval/team_reward_mean`` (mean team reward over every turn played),
 ``eval/team_reward_last_turn``, ``eval/terms/{name}`` (last turn) and ``eval/num_tasks``.
 An episode with a step the code sandbox could not judge (``infos[agent]["sandbox_status"] ==
 "sandbox_error"``) is left out of the scores and counted in ``eval/sandbox_error_tasks``.
@@ -9,19 +11,19 @@ An episode with a step the code sandbox could not judge (``infos[agent]["sandbox
 
 from __future__ import annotations
 
-import copy
 import statistics
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from pettingzoo import ParallelEnv
 
+from llm_marl.baselines.protocols import play, seats_for
 from llm_marl.baselines.run_summary import plural
 from llm_marl.baselines.run_watch import RunWarning
-from llm_marl.env_protocol import env_task_ids, observation_text, sandbox_failed, team_outcome
+from llm_marl.env_protocol import env_task_ids
 from llm_marl.models import SamplingConfig, Team
 
 __all__ = ["evaluate", "evaluation_resets"]
@@ -48,25 +50,15 @@ def evaluate(
     resets: Sequence[dict[str, Any]],
     sampling: SamplingConfig,
 ) -> dict[str, float]:
-    """Play one episode per reset with greedy answers; the team reward metrics."""
+    """Play one episode per reset with greedy answers; the team reward metrics.
+
+    The episodes are played by :func:`llm_marl.baselines.protocols.play` (protocol
+    ``parallel``, one sample per task), the code path of every evaluation.
+    """
     greedy = replace(sampling, num_samples=1, temperature=0.0)
-    running = []
-    for kwargs in resets:
-        episode = copy.deepcopy(env)
-        observations, _ = episode.reset(**kwargs)
-        running.append(_Episode(episode, observations))
-    finished: list[_Episode] = []
-    while running:
-        requests = [(a, observation_text(e.observations[a])) for e in running for a in e.env.agents]
-        answers = iter(team.generate(requests, greedy))
-        for episode in running:
-            actions = {agent: next(answers)[0].text for agent in episode.env.agents}
-            episode.observations, rewards, _, _, infos = episode.env.step(actions)
-            team_reward, episode.last_terms = team_outcome(infos, {a: rewards[a] for a in actions})
-            episode.rewards.append(team_reward)
-            episode.sandbox_error |= sandbox_failed(infos)
-        finished += [e for e in running if not e.env.agents]
-        running = [e for e in running if e.env.agents]
+    seats = seats_for(team, env.possible_agents)
+    played = play(env, resets, seats, "parallel", greedy, samples=1)
+    finished = [task.episodes[0] for task in played.tasks]
     scored = [e for e in finished if not e.sandbox_error]
     if not scored and finished:
         warnings.warn(
@@ -78,7 +70,7 @@ def evaluate(
     nan = float("nan")
     terms: dict[str, list[float]] = defaultdict(list)
     for episode in scored:
-        for name, value in episode.last_terms.items():
+        for name, value in episode.terms.items():
             terms[name].append(value)
     metrics = {
         "eval/num_tasks": float(len(resets)),
@@ -92,14 +84,3 @@ def evaluate(
     }
     metrics.update({f"eval/terms/{k}": statistics.fmean(v) for k, v in sorted(terms.items())})
     return metrics
-
-
-@dataclass
-class _Episode:
-    """One evaluation episode: its env, latest observations and what its steps scored."""
-
-    env: ParallelEnv[Any, Any, Any]
-    observations: Any
-    rewards: list[float] = field(default_factory=list)
-    last_terms: dict[str, float] = field(default_factory=dict)
-    sandbox_error: bool = False

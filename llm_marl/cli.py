@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -17,7 +18,7 @@ from llm_marl import __version__
 from llm_marl.cli_parser import CLIParser, report
 from llm_marl.registry import list_envs, make
 
-__all__ = ["TRAIN_MODULES", "describe_env", "main", "missing_modules"]
+__all__ = ["TRAIN_MODULES", "describe_env", "main", "missing_modules", "text_table"]
 
 #: Modules ``llm-marl train`` needs, all from the ``train`` extra (import name -> pip name).
 TRAIN_MODULES: dict[str, str] = {
@@ -46,7 +47,7 @@ def describe_env(env_id: str) -> dict[str, Any]:
 
 def _envs_table(rows: list[dict[str, Any]]) -> str:
     header = ("id", "agents", "turns", "data (default)", "full data set")
-    return _table(
+    return text_table(
         header,
         [
             (
@@ -61,7 +62,7 @@ def _envs_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def _table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+def text_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns, two spaces apart."""
     widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
     return "\n".join(
@@ -84,7 +85,7 @@ def _cmd_algos(args: argparse.Namespace) -> int:
         keys = ("name", "summary", "config_class")
         print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
         return 0
-    print(_table(("algo", "summary", "config class"), rows))
+    print(text_table(("algo", "summary", "config class"), rows))
     return 0
 
 
@@ -93,17 +94,34 @@ def missing_modules(modules: dict[str, str]) -> list[str]:
     return [pip for name, pip in modules.items() if importlib.util.find_spec(name) is None]
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    missing = missing_modules(TRAIN_MODULES)
-    if missing:
-        return report(
-            "llm-marl train",
-            f"training needs the 'train' extra, and {', '.join(missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} not installed: pip install 'llm-marl[train]'",
-        )
-    from llm_marl.baselines.cli import train_main
+#: The commands whose options the baselines parse: name -> "module:function(argv) -> int".
+_BASELINES_COMMANDS = {
+    "train": "llm_marl.baselines.cli:train_main",
+    "eval": "llm_marl.baselines.eval_cli:eval_main",
+    "reproduce": "llm_marl.baselines.reproduce_cli:reproduce_main",
+}
 
-    return train_main(args.extra)
+
+def _baselines_command(name: str) -> Any:
+    """Run ``llm-marl NAME``'s parser and body from the baselines (they need the train extra)."""
+
+    def run(args: argparse.Namespace) -> int:
+        missing = missing_modules(TRAIN_MODULES)
+        if missing:
+            verb = "training" if name == "train" else f"llm-marl {name}"
+            return report(
+                f"llm-marl {name}",
+                f"{verb} needs the 'train' extra, and {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not installed: "
+                "pip install 'llm-marl[train]'",
+            )
+        module, function = _BASELINES_COMMANDS[name].split(":")
+        return int(getattr(importlib.import_module(module), function)(args.extra))
+
+    return run
+
+
+_cmd_train = _baselines_command("train")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a team with a registered algorithm (see train --help)", add_help=False
     )
     train.set_defaults(run=_cmd_train)
+    for name, summary in (
+        ("eval", "score a model or a trained team on an env's test tasks (see eval --help)"),
+        ("reproduce", "train and evaluate every method of a baseline table (see reproduce --help)"),
+    ):
+        command = commands.add_parser(name, help=summary, add_help=False)
+        command.set_defaults(run=_baselines_command(name))
     return parser
 
 
@@ -131,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llm-marl`` command."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "train":
+    if extra and args.command not in _BASELINES_COMMANDS:
         command = _subparser(parser, args.command)
         command.error(command.unknown_message(extra))
     args.extra = extra
