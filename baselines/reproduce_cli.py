@@ -92,6 +92,12 @@ def reproduce_main(argv: Sequence[str]) -> int:
         if not (Path(compare) / "table.json").is_file():
             print(f"no committed table to compare with in {compare}")
             return 0
+        changed = [] if args.compare else _changed_settings(Path(compare), config)
+        if changed:
+            print(
+                f"not compared with {compare}: its table has other settings ({', '.join(changed)})"
+            )
+            return 0
         outside = compare_tables(results / "table.json", Path(compare) / "table.json")
         if outside:
             print(f"{len(outside)} numbers fall outside the intervals of {compare}:")
@@ -117,6 +123,18 @@ def _write(results: Path, cells: list[dict[str, Any]], config: TableConfig, path
         model_dir=_model_dir(config.model),
         labels={"machine": config.machine},
     )
+
+
+def _changed_settings(committed: Path, config: TableConfig) -> list[str]:
+    """The table settings that differ from those of the committed results' run card."""
+    from dataclasses import asdict
+
+    card = committed / "run_card.json"
+    if not card.is_file():
+        return []
+    saved = dict(json.loads(card.read_text(encoding="utf-8")).get("config", {}))
+    ours = asdict(config)
+    return sorted(k for k in ours if k != "machine" and saved.get(k, ours[k]) != ours[k])
 
 
 def _data_files(config: TableConfig) -> list[Path]:

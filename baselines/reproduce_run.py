@@ -205,10 +205,15 @@ def _cross_play(config: TableConfig, results: Path, runner: _Cells) -> None:
     sources: dict[str, Any] = {"base": runner.base()}
     sources.update({f"seed{s}": _trained_team(results, method, s) for s in seeds})
     metric = primary_metric(config.table)
+    # Its own partner, sampling seed 0: the diagonal cells are the table's seed-0 cells.
+    same = {"base": cell_path(results, "parallel", 0), "seed0": cell_path(results, method, 0)}
     matrix = []
     for row_name, row_team in sources.items():
         line = []
         for col_name, col_team in sources.items():
+            if row_name == col_name and row_name in same and same[row_name].is_file():
+                line.append(float(_read(same[row_name])["metrics"][metric]))
+                continue
             seats = {agents[0]: _seat(row_team, agents[0]), agents[1]: _seat(col_team, agents[1])}
             label = f"cross-play {row_name} x {col_name}"
             line.append(_score(runner, env, seats, 0, label)[metric])

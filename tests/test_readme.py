@@ -115,6 +115,11 @@ def test_every_readme_command_runs(
     for argv in [shlex.split(demo.group(1)), *_commands()]:
         if argv[0] in NOT_RUN:
             continue
+        if argv[:2] in (["llm-marl", "eval"], ["llm-marl", "reproduce"]):
+            code = main(_shortened_evaluation(argv[1:]))
+            assert code == 0, f"{shlex.join(argv)}: {capsys.readouterr().err}"
+            ran.append(argv)
+            continue
         assert argv[:2] == ["llm-marl", "train"], f"a README command no test runs: {argv}"
         if "--help" in argv:
             with pytest.raises(SystemExit) as exit_info:
@@ -130,6 +135,17 @@ def test_every_readme_command_runs(
         ran.append(argv)
     assert len(ran) == 1 + sum(c[0] not in NOT_RUN for c in _commands())
     assert (tmp_path / "runs" / "demo" / "checkpoints" / "step-000003").is_dir()  # extended
+
+
+def _shortened_evaluation(argv: list[str]) -> list[str]:
+    """An ``eval`` or ``reproduce`` command on the tiny model with a small budget (options
+    typed later win)."""
+    model = ["--model", "tiny"] if argv[0] == "reproduce" or "--model" in argv else []
+    if argv[0] == "eval":
+        small = ["--tasks", "2", "--samples", "1", "--max-new-tokens", "4", "--output", "e.json"]
+    else:
+        small = ["--methods", "single,sequential", "--seeds", "1", "--output-dir", "results-t"]
+    return [*argv, *model, *small, "--no-progress"]
 
 
 def _shape(line: str) -> str:
