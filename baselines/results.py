@@ -85,6 +85,10 @@ def write_results(
     checked = [
         validate_cell(cell, f"cell {i} ({cell.get('method')!r})") for i, cell in enumerate(cells)
     ]
+    crossplay = read_extra(results_dir / "crossplay.json", CROSSPLAY_KEYS)
+    if crossplay is not None:
+        _check_crossplay(crossplay, results_dir / "crossplay.json")
+    contribution = read_extra(results_dir / "contribution.json", CONTRIBUTION_KEYS)
     card = run_card(config, data_files, model_dir)
     result = results_table(
         checked,
@@ -111,10 +115,6 @@ def write_results(
     write_atomically(paths["run_card.md"], run_card_markdown(card))
     write_atomically(paths["tasks.jsonl"], _task_lines(checked))
     plot_results(result, training_curves(checked, methods), paths["plot.png"])
-    crossplay = read_extra(results_dir / "crossplay.json", CROSSPLAY_KEYS)
-    if crossplay is not None:
-        _check_crossplay(crossplay, results_dir / "crossplay.json")
-    contribution = read_extra(results_dir / "contribution.json", CONTRIBUTION_KEYS)
     page = report_html(
         result,
         checked,

@@ -1,0 +1,190 @@
+"""The results folder written from cells: every file, the HTML well-formed, offline and escaped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from synthetic_cells import make_cells, write_cells
+
+from llm_marl.baselines.cells import CellError
+from llm_marl.baselines.results import rebuild_results, write_results
+
+METHODS = ["magrpo", "grpo", "parallel"]
+PNG = b"\x89PNG\r\n\x1a\n"
+_VOID = {"meta", "br", "img", "hr", "link", "input"}
+
+
+class _Checker(HTMLParser):
+    """Fails on a closing tag that does not close the innermost open one; collects the text,
+    the tags and every URL the page would load."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.tags: list[str] = []
+        self.urls: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.urls += [v or "" for k, v in attrs if k in {"src", "href"}]
+        if tag not in _VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _parse(page: str) -> _Checker:
+    checker = _Checker()
+    checker.feed(page)
+    checker.close()
+    assert checker.stack == []
+    return checker
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A writing results folder (grpo missing seed 2) with a cross-play and a data file."""
+    folder = tmp_path_factory.mktemp("results")
+    cells = make_cells("writing", seeds=3, missing=("grpo", 2))
+    write_cells(folder, cells)
+    (folder / "crossplay.json").write_text(
+        json.dumps(
+            {
+                "method": "magrpo",
+                "metric": "total_reward",
+                "row_agent": "summary_0",
+                "col_agent": "summary_1",
+                "sources": ["base", "seed0"],
+                "matrix": [[0.1, 0.2], [0.3, 0.4]],
+            }
+        )
+    )
+    data = folder / "test.jsonl"
+    data.write_text('{"id": 1}\n')
+    return write_results(
+        folder,
+        cells,
+        table="writing",
+        methods=METHODS,
+        config={"seeds": 3},
+        data_files=[data],
+        labels={"split": "test"},
+        resamples=500,
+    )
+
+
+def test_every_file_is_written(written: dict[str, Path]) -> None:
+    assert sorted(written) == [
+        "plot.png",
+        "report.html",
+        "run_card.json",
+        "run_card.md",
+        "table.json",
+        "table.md",
+        "tasks.jsonl",
+    ]
+    assert written["plot.png"].read_bytes().startswith(PNG)
+    assert "| grpo | trained (single) | 2 of 3 |" in written["table.md"].read_text()
+    assert json.loads(written["table.json"].read_text())["labels"]["split"] == "test"
+    rows = [json.loads(line) for line in written["tasks.jsonl"].read_text().splitlines()]
+    assert len(rows) == 8 * 4  # 8 cells, 4 tasks each
+    assert set(rows[0]) >= {"method", "seed", "task_id", "total_reward", "latency_s"}
+
+
+def test_the_html_is_well_formed_self_contained_and_shows_the_table(
+    written: dict[str, Path],
+) -> None:
+    page = written["report.html"].read_text()
+    checker = _parse(page)
+    assert "table" in checker.tags and "script" not in checker.tags
+    assert checker.urls and all(u.startswith("data:image/png;base64,") for u in checker.urls)
+    text = " ".join(checker.text)
+    for expected in (
+        "magrpo",
+        "trained (single)",
+        "2 of 3",
+        "vs magrpo (total reward)",
+        "Cross-play",
+        "summary_0 \\ summary_1",
+        "Sample answers",
+        "Run card",
+    ):
+        assert expected in text
+    assert "Contribution" not in text  # no contribution.json was given
+
+
+def test_answers_are_escaped(written: dict[str, Path]) -> None:
+    page = written["report.html"].read_text()
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#x27;magrpo&#x27;)&lt;/script&gt; &amp; more" in page
+    assert "<script>alert('magrpo')</script> & more" in " ".join(_parse(page).text)
+
+
+def test_the_run_card_has_its_parts(written: dict[str, Path]) -> None:
+    card = json.loads(written["run_card.json"].read_text())
+    assert set(card) == {"config", "data", "model", "packages", "git", "machine"}
+    assert card["config"] == {"seeds": 3} and card["model"] is None
+    assert list(card["data"].values()) == [hashlib.sha256(b'{"id": 1}\n').hexdigest()]
+    assert set(card["packages"]) >= {"llm-marl", "numpy", "pettingzoo", "gymnasium", "torch"}
+    assert set(card["machine"]) >= {"platform", "cpu", "cores", "ram_gb", "torch_threads", "gpu"}
+    assert "# Run card" in written["run_card.md"].read_text()
+
+
+def test_a_contribution_file_is_rendered_and_the_folder_rebuilt(tmp_path: Path) -> None:
+    write_cells(tmp_path, make_cells("coding", seeds=2))
+    (tmp_path / "contribution.json").write_text(
+        json.dumps(
+            {
+                "method": "magrpo",
+                "metric": "pass@1",
+                "full": 0.5,
+                "without": {"helper_0": {"empty": 0.1, "base": 0.3}, "main_0": {"empty": 0.0}},
+            }
+        )
+    )
+    paths = rebuild_results(tmp_path, labels={"split": "test"})
+    text = " ".join(_parse(paths["report.html"].read_text()).text)
+    assert "Contribution of each agent" in text and "by empty" in text
+    assert "| pass@1 | pass@3 |" in paths["table.md"].read_text()
+
+
+def test_a_malformed_extra_file_names_its_key(tmp_path: Path) -> None:
+    write_cells(tmp_path, make_cells("writing", seeds=1))
+    (tmp_path / "crossplay.json").write_text(json.dumps({"method": "magrpo"}))
+    with pytest.raises(CellError, match=r"crossplay\.json: no key 'metric'"):
+        rebuild_results(tmp_path)
+
+
+NO_TORCH = """
+import sys
+sys.path.insert(0, {tests!r})
+from synthetic_cells import make_cells
+import llm_marl.baselines.results
+from llm_marl.baselines.results_html import report_html
+from llm_marl.baselines.results_table import results_table, table_markdown
+from llm_marl.baselines.run_card import run_card
+cells = make_cells(seeds=2)
+table = results_table(cells, table="writing", methods=["magrpo", "grpo", "parallel"], resamples=50)
+report_html(table, cells, plot=None, card=run_card({{}}, [], None)), table_markdown(table)
+print(sorted({{m.split('.')[0] for m in sys.modules}} & {{'torch', 'transformers'}}))
+"""
+
+
+def test_the_report_is_built_without_importing_torch() -> None:
+    """The table, the page and the run card (the plot needs only matplotlib: left out here,
+    it is the slow part)."""
+    code = NO_TORCH.format(tests=str(Path(__file__).parent))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
