@@ -11,6 +11,7 @@ torch: the folder can be rebuilt from its cells at any time (:func:`rebuild_resu
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,24 @@ from typing import Any
 from llm_marl.baselines.cells import CellError, load_cells, validate_cell
 from llm_marl.baselines.results_html import report_html
 from llm_marl.baselines.results_plot import plot_results, training_curves
-from llm_marl.baselines.results_table import results_table, table_json, table_markdown
+from llm_marl.baselines.results_table import (
+    ResultsTable,
+    results_table,
+    table_json,
+    table_markdown,
+)
 from llm_marl.baselines.run_card import machine_summary, run_card, run_card_markdown
 from llm_marl.baselines.run_log import write_atomically
+from llm_marl.baselines.run_watch import RunWarning
 
-__all__ = ["CONTRIBUTION_KEYS", "CROSSPLAY_KEYS", "read_extra", "rebuild_results", "write_results"]
+__all__ = [
+    "CONTRIBUTION_KEYS",
+    "CROSSPLAY_KEYS",
+    "gaps",
+    "read_extra",
+    "rebuild_results",
+    "write_results",
+]
 
 CROSSPLAY_KEYS = ("method", "metric", "row_agent", "col_agent", "sources", "matrix")
 CONTRIBUTION_KEYS = ("method", "metric", "full", "without")
@@ -61,6 +75,25 @@ def _task_lines(cells: Sequence[Mapping[str, Any]]) -> str:
     return "".join(json.dumps(row, sort_keys=False) + "\n" for row in rows)
 
 
+def gaps(result: ResultsTable, cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the table lacks: methods short of seeds, (seed, task) pairs missing for the test."""
+    found = []
+    for row in result.rows:
+        if len(row.seeds) < len(result.seeds):
+            missing = sorted(set(result.seeds) - set(row.seeds))
+            found.append(
+                f"{row.method} has no cell for seed {', '.join(map(str, missing))}: "
+                f"its row holds {len(row.seeds)} of {len(result.seeds)} seeds"
+            )
+        tasks = sum(len(c["tasks"]) for c in cells if c["method"] == row.method)
+        if row.versus is not None and row.versus.n < tasks:
+            found.append(
+                f"{row.method} shares {row.versus.n} of its {tasks} (seed, task) pairs "
+                f"with {result.reference}: the paired test uses those only"
+            )
+    return found
+
+
 def write_results(
     results_dir: Path,
     cells: Sequence[Mapping[str, Any]],
@@ -78,7 +111,8 @@ def write_results(
     ``methods`` gives the rows and their order (MAGRPO, when among them, is the reference of
     the paired tests); ``config`` goes into the run card as given; ``data_files`` and the
     files of ``model_dir`` are hashed there. ``labels`` adds to or overrides the table's header
-    (say ``{"split": "test"}``; the machine defaults to the run card's).
+    (say ``{"split": "test"}``; the machine defaults to the run card's). Gaps in the cells
+    (:func:`gaps`) are rendered as they are and each warned about as a ``RunWarning``.
     """
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -97,6 +131,8 @@ def write_results(
         labels={"machine": machine_summary(card["machine"]), **(labels or {})},
         resamples=resamples,
     )
+    for gap in gaps(result, checked):
+        warnings.warn(gap, RunWarning, stacklevel=2)
     paths = {
         name: results_dir / name
         for name in (
@@ -137,7 +173,8 @@ def rebuild_results(
     """Writes the results folder again from the cells already in it (a report without rerun).
 
     ``methods`` defaults to the methods of the cells, MAGRPO first; ``config`` to the one
-    in the folder's run card. Data and model hashes are those of the old run card.
+    in the folder's run card; the data files and model folder named there are hashed again
+    (those that no longer exist are left out).
     """
     results_dir = Path(results_dir)
     cells = load_cells(results_dir)

@@ -158,15 +158,13 @@ def _samples_section(
         if not mine:
             continue
         out.append(f"<h3>{escape(method)} (seed {mine[0]['seed']})</h3>")
-        for task in mine[0]["tasks"][:tasks_per_method]:
+        for i, task in enumerate(mine[0]["tasks"][:tasks_per_method]):
             samples = task.get("samples") or []
             if not samples:
                 continue
             sample = samples[0]
-            out.append(
-                f"<details open><summary>{escape(str(task['task_id']))}: reward "
-                f"{escape(_number(sample.get('reward')))}</summary>"
-            )
+            title = f"{task['task_id']}: reward {_number(sample.get('reward'))}"
+            out.append(f"<details{' open' if i == 0 else ''}><summary>{escape(title)}</summary>")
             for agent, text in sample.get("answers", {}).items():
                 out.append(f"<div><strong>{escape(str(agent))}</strong>{_answer(text)}</div>")
             out.append("</details>")

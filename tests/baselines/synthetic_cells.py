@@ -23,11 +23,18 @@ METHODS = {
     "grpo": ("trained", "single", 0.2),
     "parallel": ("protocol", "parallel", 0.0),
 }
-AGENTS = {"writing": ("summary_0", "summary_1"), "coding": ("helper_0", "main_0")}
+#: Metrics on another scale than rewards and rates (tokens, seconds).
+SCALE = {"tokens_per_task": 300.0, "latency_s": 5.0}
 
 
 def _answers(table: str, method: str, task: int) -> dict[str, str]:
-    if table == "writing":
+    if table == "writing" and method == "magrpo":
+        return {
+            "summary_0": f"The poster asks whether to move cities for a job (post {task}).",
+            "summary_1": "They weigh a higher salary against leaving friends and family, and "
+            "decide to visit the new city for a week before accepting.",
+        }
+    if table == "writing":  # answers are untrusted: the report must escape them
         return {
             "summary_0": f"A short summary by {method} of post {task}.",
             "summary_1": f"The longer one <script>alert('{method}')</script> & more, post {task}.",
@@ -41,14 +48,18 @@ def _answers(table: str, method: str, task: int) -> dict[str, str]:
 def make_cell(
     method: str, seed: int, *, table: str = "writing", num_tasks: int = 4, steps: int = 6
 ) -> dict[str, Any]:
-    """One cell: per-task metric = offset + 0.1 * seed + noise; the cell's metrics their mean."""
+    """One cell: per-task metric = scale * (offset + 0.1 * seed + noise); the cell's metrics are
+    their means."""
     kind, protocol, offset = METHODS[method]
     k = [1, 3] if table == "coding" else [1]
     keys = table_metrics(table, k)
     rng = random.Random(f"{method}-{seed}-{table}")
     tasks = []
     for t in range(num_tasks):
-        metrics = {key: round(offset + 0.1 * seed + rng.uniform(0, 0.2), 6) for key in keys}
+        metrics = {
+            key: round(SCALE.get(key, 1.0) * (offset + 0.1 * seed + rng.uniform(0, 0.2)), 6)
+            for key in keys
+        }
         answers = _answers(table, method, t)
         tasks.append(
             {
@@ -139,6 +150,6 @@ if __name__ == "__main__":
         table="writing",
         methods=list(METHODS),
         config={"table": "writing", "synthetic": True},
-        labels={"split": "test (synthetic numbers)"},
+        labels={"split": "test", "data": "SYNTHETIC cells (tests/baselines/synthetic_cells.py)"},
     )
     print(paths["report.html"])

@@ -13,7 +13,9 @@ import pytest
 from synthetic_cells import make_cells, write_cells
 
 from llm_marl.baselines.cells import CellError
-from llm_marl.baselines.results import rebuild_results, write_results
+from llm_marl.baselines.results import gaps, rebuild_results, write_results
+from llm_marl.baselines.results_table import results_table
+from llm_marl.baselines.run_watch import RunWarning
 
 METHODS = ["magrpo", "grpo", "parallel"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -73,16 +75,17 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     )
     data = folder / "test.jsonl"
     data.write_text('{"id": 1}\n')
-    return write_results(
-        folder,
-        cells,
-        table="writing",
-        methods=METHODS,
-        config={"seeds": 3},
-        data_files=[data],
-        labels={"split": "test"},
-        resamples=500,
-    )
+    with pytest.warns(RunWarning, match="grpo has no cell for seed 2: its row holds 2 of 3"):
+        return write_results(
+            folder,
+            cells,
+            table="writing",
+            methods=METHODS,
+            config={"seeds": 3},
+            data_files=[data],
+            labels={"split": "test"},
+            resamples=500,
+        )
 
 
 def test_every_file_is_written(written: dict[str, Path]) -> None:
@@ -128,8 +131,8 @@ def test_the_html_is_well_formed_self_contained_and_shows_the_table(
 def test_answers_are_escaped(written: dict[str, Path]) -> None:
     page = written["report.html"].read_text()
     assert "<script>" not in page
-    assert "&lt;script&gt;alert(&#x27;magrpo&#x27;)&lt;/script&gt; &amp; more" in page
-    assert "<script>alert('magrpo')</script> & more" in " ".join(_parse(page).text)
+    assert "&lt;script&gt;alert(&#x27;parallel&#x27;)&lt;/script&gt; &amp; more" in page
+    assert "<script>alert('parallel')</script> & more" in " ".join(_parse(page).text)
 
 
 def test_the_run_card_has_its_parts(written: dict[str, Path]) -> None:
@@ -158,6 +161,19 @@ def test_a_contribution_file_is_rendered_and_the_folder_rebuilt(tmp_path: Path) 
     text = " ".join(_parse(paths["report.html"].read_text()).text)
     assert "Contribution of each agent" in text and "by empty" in text
     assert "| pass@1 | pass@3 |" in paths["table.md"].read_text()
+
+
+PAIRS = "(seed, task) pairs with magrpo: the paired test uses those only"
+
+
+def test_gaps_name_missing_seeds_and_unshared_tasks() -> None:
+    cells = make_cells("writing", seeds=2, missing=("grpo", 1))
+    cells[0]["tasks"].pop()  # magrpo, seed 0: one task fewer than the others
+    assert gaps(results_table(cells, table="writing", methods=METHODS, resamples=50), cells) == [
+        "grpo has no cell for seed 1: its row holds 1 of 2 seeds",
+        f"grpo shares 3 of its 4 {PAIRS}",
+        f"parallel shares 7 of its 8 {PAIRS}",
+    ]
 
 
 def test_a_malformed_extra_file_names_its_key(tmp_path: Path) -> None:
