@@ -33,8 +33,11 @@ __all__ = [
 #: The method every other method is tested against.
 REFERENCE = "magrpo"
 LATENCY_NOTE = (
-    "Latency: wall time of the slowest agent per turn, summed over turns; agents of one turn "
-    "generate in one batched call; measured the same way for every method."
+    "Latency: wall time of the slowest agent per turn, summed over turns: the agents of a "
+    "generation round answer in one batched call and the round lasts as long as its slowest call "
+    "(sequential: one round per agent and turn; discussion: two per turn); all tasks share the "
+    "batch, so seconds per task are the summed rounds divided by the tasks. Measured the same way "
+    "for every method."
 )
 _LABELS = {
     "total_reward": "total reward",
@@ -86,8 +89,10 @@ def _joined(values: Sequence[Any]) -> str:
 def header_labels(cells: Sequence[Mapping[str, Any]], labels: Mapping[str, Any]) -> dict[str, str]:
     """What the table was measured on: model, env, split, samples, steps, seeds, machine.
 
-    Read from the cells where they say it; ``labels`` adds or overrides any of them (the split
-    and the machine are not in the cells: pass them, or they show as "not given").
+    Read from the cells where they say it; ``labels`` adds or overrides any of them (keys as
+    above: "model", "env", "split", "samples per task", "steps per trained method", "seeds",
+    "machine"; a None or empty value keeps the default). The split and the machine are not in
+    the cells: pass them, or they show as "not given".
     """
     steps = {c["method"]: c["train"]["steps"] for c in cells if c["kind"] == "trained"}
     seeds = sorted({c["seed"] for c in cells})
@@ -104,7 +109,8 @@ def header_labels(cells: Sequence[Mapping[str, Any]], labels: Mapping[str, Any])
         "seeds": f"{len(seeds)} ({_joined(seeds)})" if seeds else "none",
         "machine": "not given",
     }
-    return {**derived, **{key: str(value) for key, value in labels.items()}}
+    given = {key: str(value) for key, value in labels.items() if value not in (None, "")}
+    return {**derived, **given}
 
 
 def _mean_ci(values: Sequence[float | None], confidence: float) -> MeanCI:
