@@ -127,17 +127,41 @@ def _per_task(cells: Sequence[Mapping[str, Any]], metric: str) -> dict[tuple[int
     }
 
 
-def _versus(
+def _row(
+    method: str,
     mine: Sequence[Mapping[str, Any]],
-    reference: Sequence[Mapping[str, Any]],
-    metric: str,
+    reference: Sequence[Mapping[str, Any]] | None,
+    metrics: Sequence[str],
+    primary: str,
     resamples: int,
-) -> Bootstrap | None:
-    a, b = _per_task(mine, metric), _per_task(reference, metric)
-    pairs = sorted(a.keys() & b.keys())
-    if not pairs:
-        return None
-    return paired_bootstrap([a[p] for p in pairs], [b[p] for p in pairs], resamples=resamples)
+    confidence: float,
+) -> Row:
+    first = mine[0] if mine else {"kind": "n/a", "protocol": "n/a"}
+    versus = None
+    if reference is not None:
+        a, b = _per_task(mine, primary), _per_task(reference, primary)
+        pairs = sorted(a.keys() & b.keys())
+        if pairs:
+            versus = paired_bootstrap([a[p] for p in pairs], [b[p] for p in pairs],
+                                      resamples=resamples, confidence=confidence)  # fmt: skip
+    values = {m: _mean_ci([c["metrics"][m] for c in mine], confidence) for m in metrics}
+    seeds = tuple(c["seed"] for c in mine)
+    return Row(method, first["kind"], first["protocol"], seeds, values, versus)
+
+
+def _notes(primary: str, reference: str | None, resamples: int, confidence: float) -> list[str]:
+    level = f"{confidence * 100:g}%"
+    notes = [
+        f"Each entry: mean over seeds [{level} confidence interval, Student t with n - 1 "
+        "degrees of freedom over the seeds]; n/a where a row has one seed."
+    ]
+    if reference is not None:
+        notes.append(
+            f"vs {reference}: mean difference in {column_label(primary)} over the (seed, task) "
+            f"pairs both methods share [{level} percentile interval], and the two-sided p-value "
+            f"of a paired bootstrap ({resamples} resamples of the pairs) of that difference."
+        )
+    return [*notes, LATENCY_NOTE]
 
 
 def results_table(
@@ -175,31 +199,12 @@ def results_table(
         m: sorted((c for c in cells if c["method"] == m), key=lambda c: c["seed"]) for m in methods
     }
     ref = reference if reference in methods else None
-    rows = []
-    for method in methods:
-        mine = by_method[method]
-        first = mine[0] if mine else {"kind": "n/a", "protocol": "n/a"}
-        versus = None
-        if ref is not None and method != ref:
-            versus = _versus(mine, by_method[ref], primary, resamples)
-        values = {m: _mean_ci([c["metrics"][m] for c in mine], confidence) for m in metrics}
-        seeds = tuple(c["seed"] for c in mine)
-        rows.append(Row(method, first["kind"], first["protocol"], seeds, values, versus))
-    level = round(confidence * 100)
-    notes = [
-        f"Each entry: mean over seeds [{level}% confidence interval, Student t with n - 1 "
-        "degrees of freedom over the seeds]; n/a where a row has one seed.",
-        LATENCY_NOTE,
-    ]
-    if ref is not None:
-        notes.insert(
-            1,
-            (
-                f"vs {ref}: mean difference in {column_label(primary)} over the (seed, task) pairs "
-                f"both methods share [95% percentile interval], and the two-sided p-value of a "
-                f"paired bootstrap ({resamples} resamples) of that difference."
-            ),
-        )
+    rows = [
+        _row(method, by_method[method], by_method[ref] if ref not in (None, method) else None,
+             metrics, primary, resamples, confidence)
+        for method in methods
+    ]  # fmt: skip
+    notes = _notes(primary, ref, resamples, confidence)
     seeds = tuple(sorted({c["seed"] for c in cells}))
     all_labels = header_labels(cells, labels or {})
     return ResultsTable(table, metrics, primary, ref, rows, all_labels, seeds, notes, confidence)

@@ -72,7 +72,7 @@ def test_the_markdown_labels_the_table_honestly(cells: list) -> None:
     assert parallel.startswith("| parallel | protocol (parallel) | 3 | ")
     assert ", p<0.001 |" in parallel
     assert "wall time of the slowest agent per turn, summed over turns" in text
-    assert "Student t" in text and "paired bootstrap (10000 resamples)" in text
+    assert "Student t" in text and "paired bootstrap (10000 resamples of the pairs)" in text
 
 
 def test_without_magrpo_there_is_no_comparison_and_one_seed_has_no_interval() -> None:
