@@ -165,6 +165,10 @@ def _samples_section(
             sample = samples[0]
             title = f"{task['task_id']}: reward {_number(sample.get('reward'))}"
             out.append(f"<details{' open' if i == 0 else ''}><summary>{escape(title)}</summary>")
+            terms = sample.get("terms") or {}
+            if terms:
+                line = " · ".join(f"{name} {_number(value)}" for name, value in terms.items())
+                out.append(f"<p class='notes'>reward terms: {escape(line)}</p>")
             for agent, text in sample.get("answers", {}).items():
                 out.append(f"<div><strong>{escape(str(agent))}</strong>{_answer(text)}</div>")
             out.append("</details>")

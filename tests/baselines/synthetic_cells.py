@@ -61,11 +61,14 @@ def make_cell(
             for key in keys
         }
         answers = _answers(table, method, t)
+        terms = {key: metrics[key] for key in keys[:3]}
         tasks.append(
             {
                 "task_id": f"{table}-test-{t:04d}",
                 "metrics": metrics,
-                "samples": [{"answers": answers, "reward": metrics["total_reward"], "terms": {}}],
+                "samples": [
+                    {"answers": answers, "reward": metrics["total_reward"], "terms": terms}
+                ],
             }
         )
     means = {key: sum(task["metrics"][key] for task in tasks) / num_tasks for key in keys}

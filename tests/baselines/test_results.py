@@ -126,6 +126,7 @@ def test_the_html_is_well_formed_self_contained_and_shows_the_table(
     ):
         assert expected in text
     assert "Contribution" not in text  # no contribution.json was given
+    assert "reward terms: total_reward 0.6" in text  # magrpo's first task (offset 0.5)
 
 
 def test_answers_are_escaped(written: dict[str, Path]) -> None:
