@@ -94,6 +94,22 @@ def gaps(result: ResultsTable, cells: Sequence[Mapping[str, Any]]) -> list[str]:
     return found
 
 
+def _plot(result: ResultsTable, curves: Mapping[str, Any], path: Path) -> Path | None:
+    """``plot.png``, or None with a warning where matplotlib is not installed."""
+    try:
+        return plot_results(result, curves, path)
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith("matplotlib"):
+            raise
+    warnings.warn(
+        "matplotlib is not installed: the results have no plot.png (pip install matplotlib, "
+        "or the train extra: pip install 'llm-marl[train]')",
+        RunWarning,
+        stacklevel=3,
+    )
+    return None
+
+
 def write_results(
     results_dir: Path,
     cells: Sequence[Mapping[str, Any]],
@@ -106,7 +122,8 @@ def write_results(
     labels: Mapping[str, Any] | None = None,
     resamples: int = 10_000,
 ) -> dict[str, Path]:
-    """Writes the results folder's files from ``cells``; returns their paths by name.
+    """Writes the results folder's files from ``cells``; returns their paths by name (no
+    ``plot.png`` where matplotlib is not installed).
 
     ``methods`` gives the rows and their order (MAGRPO, when among them, is the reference of
     the paired tests); ``config`` goes into the run card as given; ``data_files`` and the
@@ -150,11 +167,13 @@ def write_results(
     write_atomically(paths["run_card.json"], json.dumps(card, indent=2, default=str) + "\n")
     write_atomically(paths["run_card.md"], run_card_markdown(card))
     write_atomically(paths["tasks.jsonl"], _task_lines(checked))
-    plot_results(result, training_curves(checked, methods), paths["plot.png"])
+    plot = _plot(result, training_curves(checked, methods), paths.pop("plot.png"))
+    if plot is not None:
+        paths["plot.png"] = plot
     page = report_html(
         result,
         checked,
-        plot=paths["plot.png"],
+        plot=plot,
         card=card,
         crossplay=crossplay,
         contribution=contribution,
