@@ -11,6 +11,7 @@ torch: the folder can be rebuilt from its cells at any time (:func:`rebuild_resu
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -66,9 +67,14 @@ def _check_crossplay(crossplay: Mapping[str, Any], path: Path) -> None:
         )
 
 
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value  # JSON has no NaN
+
+
 def _task_lines(cells: Sequence[Mapping[str, Any]]) -> str:
     rows = (
-        {"method": c["method"], "seed": c["seed"], "task_id": t["task_id"], **t["metrics"]}
+        {"method": c["method"], "seed": c["seed"], "task_id": t["task_id"]}
+        | {name: _finite(value) for name, value in t["metrics"].items()}
         for c in cells
         for t in c["tasks"]
     )

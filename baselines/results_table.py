@@ -113,8 +113,14 @@ def header_labels(cells: Sequence[Mapping[str, Any]], labels: Mapping[str, Any])
     return {**derived, **given}
 
 
+def _known(value: float | None) -> bool:
+    """A measured number: not None (not measured) and not NaN (nothing to score, e.g. every
+    episode of a task had a sandbox error)."""
+    return value is not None and not math.isnan(value)
+
+
 def _mean_ci(values: Sequence[float | None], confidence: float) -> MeanCI:
-    known = [v for v in values if v is not None]
+    known = [v for v in values if _known(v)]
     return mean_ci(known, confidence) if known else MeanCI(math.nan, math.nan, math.nan, 0)
 
 
@@ -123,7 +129,7 @@ def _per_task(cells: Sequence[Mapping[str, Any]], metric: str) -> dict[tuple[int
         (c["seed"], t["task_id"]): t["metrics"][metric]
         for c in cells
         for t in c["tasks"]
-        if t["metrics"].get(metric) is not None
+        if _known(t["metrics"].get(metric))
     }
 
 

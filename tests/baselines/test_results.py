@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -60,6 +61,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A writing results folder (grpo missing seed 2) with a cross-play and a data file."""
     folder = tmp_path_factory.mktemp("results")
     cells = make_cells("writing", seeds=3, missing=("grpo", 2))
+    cells[-1]["tasks"][0]["metrics"]["coherence"] = math.nan  # parallel seed 2: nothing scored
     write_cells(folder, cells)
     (folder / "crossplay.json").write_text(
         json.dumps(
@@ -88,6 +90,10 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         )
 
 
+def _no_nan(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")
+
+
 def test_every_file_is_written(written: dict[str, Path]) -> None:
     assert sorted(written) == [
         "plot.png",
@@ -101,8 +107,10 @@ def test_every_file_is_written(written: dict[str, Path]) -> None:
     assert written["plot.png"].read_bytes().startswith(PNG)
     assert "| grpo | trained (single) | 2 of 3 |" in written["table.md"].read_text()
     assert json.loads(written["table.json"].read_text())["labels"]["split"] == "test"
-    rows = [json.loads(line) for line in written["tasks.jsonl"].read_text().splitlines()]
+    lines = written["tasks.jsonl"].read_text().splitlines()
+    rows = [json.loads(line, parse_constant=_no_nan) for line in lines]  # strict JSON
     assert len(rows) == 8 * 4  # 8 cells, 4 tasks each
+    assert rows[-4]["coherence"] is None  # NaN written as null
     assert set(rows[0]) >= {"method", "seed", "task_id", "total_reward", "latency_s"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import statistics
@@ -95,6 +96,20 @@ def test_the_json_has_null_for_undefined_bounds(cells: list) -> None:
         one_seed[0]["metrics"]["total_reward"]
     )
     assert data["rows"][1]["vs_reference"]["pairs"] == 4
+
+
+def test_nan_and_null_metrics_count_as_not_measured(cells: list) -> None:
+    """A task with nothing to score (NaN) or a metric not measured (None) is left out."""
+    changed = copy.deepcopy(cells)
+    grpo0 = next(c for c in changed if (c["method"], c["seed"]) == ("grpo", 0))
+    grpo0["tasks"][0]["metrics"]["total_reward"] = math.nan
+    grpo0["tasks"][1]["metrics"]["total_reward"] = None
+    grpo0["metrics"]["latency_s"] = math.nan
+    rows = results_table(changed, table="writing", methods=METHODS, resamples=200).rows
+    assert rows[1].versus is not None and rows[1].versus.n == 6  # 8 pairs, 2 not measured
+    assert rows[1].values["latency_s"].n == 1  # seed 1 only
+    seed1 = next(c for c in changed if (c["method"], c["seed"]) == ("grpo", 1))
+    assert rows[1].values["latency_s"].format() == f"{seed1['metrics']['latency_s']:.3f} [n/a]"
 
 
 def test_a_method_without_cells_keeps_its_row(cells: list) -> None:
