@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from llm_marl.baselines.cells import cell_path
 from llm_marl.baselines.eval_run import EvalSettings
 from llm_marl.baselines.protocols import PROTOCOLS
 from llm_marl.checks import check_int
 
 __all__ = [
     "TableConfig",
-    "cell_path",
     "load_table_config",
     "method_kind",
     "table_config_path",
@@ -151,21 +151,12 @@ def load_table_config(path: str | os.PathLike[str], **overrides: Any) -> TableCo
     return TableConfig(**values)
 
 
-def cell_path(results: Path, method: str, seed: int) -> Path:
-    """Where the cell of ``method`` and ``seed`` is written."""
-    return results / "cells" / method / f"seed{seed}.json"
-
-
 def write_json(path: Path, value: Any) -> None:
     """Write ``value`` as JSON through a temporary file and a rename (never half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(value, indent=1, allow_nan=True) + "\n", encoding="utf-8")
     os.replace(partial, path)
-
-
-#: A function that runs one cell and returns it (the orchestration in reproduce_run).
-CellRunner = Callable[[str, int], Mapping[str, Any]]
 
 
 def pending_cells(results: Path, methods: Sequence[str], seeds: int) -> list[tuple[str, int]]:

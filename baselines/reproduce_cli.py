@@ -30,9 +30,11 @@ from llm_marl.baselines.reproduce import (
 from llm_marl.baselines.run_watch import RunWarning
 from llm_marl.cli_parser import CLIParser, report
 
-__all__ = ["COMMITTED", "build_reproduce_parser", "compare_tables", "reproduce_main"]
+__all__ = ["COMMITTED", "TIMINGS", "build_reproduce_parser", "compare_tables", "reproduce_main"]
 
 PROG = "llm-marl reproduce"
+#: Metrics that measure the machine as much as the method: not compared with ``--compare``.
+TIMINGS: tuple[str, ...] = ("latency_s",)
 #: Where the committed ``--quick`` results live in the source tree.
 COMMITTED = Path(__file__).resolve().parent / "results"
 
@@ -121,7 +123,7 @@ def _write(results: Path, cells: list[dict[str, Any]], config: TableConfig, path
         config={**asdict(config), "config_file": str(path)},
         data_files=_data_files(config),
         model_dir=_model_dir(config.model),
-        labels={"machine": config.machine},
+        labels={"machine": config.machine, "split": "test"},
     )
 
 
@@ -167,18 +169,21 @@ def compare_tables(new: Path, committed: Path) -> list[str]:
 
     Both files are ``table.json`` of a results folder; every (method, metric) mean of the new
     table is checked against the committed ``[low, high]`` (a committed cell without an
-    interval, one seed, must be matched to 1e-9).
+    interval, one seed, must be matched to 1e-9). Timings (:data:`TIMINGS`) follow the
+    machine's load, not the method, and are not compared.
     """
     new_rows = _rows(new)
     outside = []
     for (method, metric), entry in _rows(committed).items():
+        if metric in TIMINGS:
+            continue
         if (method, metric) not in new_rows:
             outside.append(f"{method} {metric}: missing from the new table")
             continue
-        value = float(new_rows[method, metric]["mean"])
-        low, high = float(entry.get("low", math.nan)), float(entry.get("high", math.nan))
+        value = _number(new_rows[method, metric].get("mean"))
+        low, high = _number(entry.get("low")), _number(entry.get("high"))
         if math.isnan(low) or math.isnan(high):
-            low = high = float(entry["mean"])
+            low = high = _number(entry.get("mean"))
             inside = math.isclose(value, low, abs_tol=1e-9) or (
                 math.isnan(value) and math.isnan(low)
             )
@@ -187,6 +192,11 @@ def compare_tables(new: Path, committed: Path) -> list[str]:
         if not inside:
             outside.append(f"{method} {metric}: {value:.4f} not in [{low:.4f}, {high:.4f}]")
     return outside
+
+
+def _number(value: Any) -> float:
+    """A number of ``table.json`` (``null`` where undefined) as a float (NaN)."""
+    return math.nan if value is None else float(value)
 
 
 def _rows(path: Path) -> dict[tuple[str, str], dict[str, Any]]:

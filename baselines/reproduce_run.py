@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from llm_marl.baselines.cells import cell_path
 from llm_marl.baselines.eval_run import EvalSettings, evaluate_cell, protocol_env
 from llm_marl.baselines.protocols import Seat, seats_for
 from llm_marl.baselines.reproduce import (
     TableConfig,
-    cell_path,
     method_kind,
     pending_cells,
     write_json,
