@@ -20,6 +20,12 @@ One training step, module by module (:meth:`Trainer.train_step`):
 5. ``metrics.py`` and ``run_log.py`` log the step; ``checkpoint.py`` saves it;
    ``evaluation.py`` scores greedy answers on the test split.
 
+Evaluation (``llm-marl eval``, ``llm-marl reproduce``; see ``docs/evaluation.md``):
+``protocols.py`` plays held-out tasks under the ``single``, ``parallel``, ``sequential`` and
+``discussion`` protocols (trained teams too), ``eval_metrics.py`` and ``passk.py`` score them,
+``eval_run.py`` runs one cell, ``reproduce.py`` and ``reproduce_run.py`` run a whole table, and
+``cells.py``, ``stats.py``, ``results*.py`` and ``run_card.py`` write its results folder.
+
 An algorithm is a config class (``config.py``) and a thin trainer subclass overriding only
 these stages' hooks, registered in ``registry.py`` (or through the ``llm_marl.algorithms``
 entry-point group): see ``docs/algorithms.md``.
