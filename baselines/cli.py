@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
+import functools
 import inspect
 import json
 import sys
@@ -19,7 +21,7 @@ import textwrap
 import types
 import typing
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ __all__ = [
     "config_from_args",
     "field_docs",
     "read_config_file",
+    "one_line_warnings",
     "resolve_train_args",
     "train_main",
 ]
@@ -227,9 +230,7 @@ def train_main(argv: Sequence[str]) -> int:
             "say what to train: --env ID (llm-marl envs lists them) or --config FILE "
             "(configs/demo.yaml: the default CPU demo); llm-marl train --help lists every option",
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", RunWarning)
-        warnings.showwarning = _show_run_warning
+    with one_line_warnings("llm-marl train"):
         try:
             algo, config, saved = resolve_train_args(argv)
             trainer = algorithm(algo).trainer_class()(config, saved=saved)
@@ -276,13 +277,25 @@ def _show_run_warning(
     lineno: int,
     file: Any = None,
     line: str | None = None,
+    *,
+    prog: str = "llm-marl train",
 ) -> None:
     """Print a run's warnings (and llm-marl's own, such as a data file used as both splits) as
-    one ``llm-marl train: warning:`` line; other libraries' warnings as usual."""
+    one ``PROG: warning:`` line; other libraries' warnings as usual."""
     if issubclass(category, RunWarning) or category.__module__.startswith("llm_marl."):
-        print(f"llm-marl train: warning: {message}", file=sys.stderr, flush=True)
+        print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
     else:
         _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+@contextlib.contextmanager
+def one_line_warnings(prog: str) -> Iterator[None]:
+    """While a command runs: every :class:`RunWarning` shown each time, and llm-marl's warnings
+    printed as one ``PROG: warning: ...`` line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", RunWarning)
+        warnings.showwarning = functools.partial(_show_run_warning, prog=prog)
+        yield
 
 
 _SHOW_WARNING = warnings.showwarning

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import json
 import statistics
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_marl.baselines.cli import _message, _show_run_warning
+from llm_marl.baselines.cli import _message, one_line_warnings
 from llm_marl.baselines.eval_run import EvalSettings, evaluate_cell, protocol_env, team_folder
 from llm_marl.baselines.protocols import PROTOCOLS, Seat, seats_for
-from llm_marl.baselines.run_watch import RunWarning
 from llm_marl.cli import text_table
 from llm_marl.cli_parser import CLIParser, report
 
@@ -98,9 +96,7 @@ def build_eval_parser() -> CLIParser:
 def eval_main(argv: Sequence[str]) -> int:
     """Run ``llm-marl eval``; errors in the settings, model or env are one line, exit 2."""
     args = build_eval_parser().parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", RunWarning)
-        warnings.showwarning = _show_run_warning
+    with one_line_warnings(PROG):
         try:
             results = _run(args)
         except (ValueError, TypeError, OSError, KeyError, ImportError, RuntimeError) as error:

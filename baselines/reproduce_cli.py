@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_marl.baselines.cli import _message, _show_run_warning
+from llm_marl.baselines.cli import _message, one_line_warnings
 from llm_marl.baselines.reproduce import (
     TABLES,
     TableConfig,
     load_table_config,
     table_config_path,
 )
-from llm_marl.baselines.run_watch import RunWarning
 from llm_marl.cli_parser import CLIParser, report
 
 __all__ = ["COMMITTED", "TIMINGS", "build_reproduce_parser", "compare_tables", "reproduce_main"]
@@ -71,9 +69,7 @@ def reproduce_main(argv: Sequence[str]) -> int:
     args = build_reproduce_parser().parse_args(argv)
     if (args.table is None) == (args.config is None):
         return report(PROG, "give --table writing|coding, or --config FILE (not both)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", RunWarning)
-        warnings.showwarning = _show_run_warning
+    with one_line_warnings(PROG):
         try:
             path = Path(args.config) if args.config else table_config_path(args.table, args.quick)
             methods = args.methods.split(",") if args.methods else None
