@@ -38,8 +38,8 @@ __all__ = [
     "build_train_parser",
     "config_from_args",
     "field_docs",
-    "read_config_file",
     "one_line_warnings",
+    "read_config_file",
     "resolve_train_args",
     "train_main",
 ]
