@@ -16,7 +16,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pettingzoo import ParallelEnv
 
@@ -24,7 +24,9 @@ from llm_marl.baselines.protocols import play, seats_for
 from llm_marl.baselines.run_summary import plural
 from llm_marl.baselines.run_watch import RunWarning
 from llm_marl.env_protocol import env_task_ids
-from llm_marl.models import SamplingConfig, Team
+
+if TYPE_CHECKING:
+    from llm_marl.models import SamplingConfig, Team
 
 __all__ = ["evaluate", "evaluation_resets"]
 

@@ -26,13 +26,16 @@ CONFIG_CODE = """
 import sys
 from llm_marl.baselines import MAGRPOConfig
 from llm_marl.cli import build_parser
-MAGRPOConfig(env='tldr_v0'); build_parser()
+from llm_marl.baselines.eval_cli import build_eval_parser
+from llm_marl.baselines.reproduce_cli import build_reproduce_parser
+MAGRPOConfig(env='tldr_v0'); build_parser(); build_eval_parser(); build_reproduce_parser()
 print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'}))
 """
 
 
 def test_configs_and_the_cli_parser_do_not_import_torch() -> None:
-    """Building configs and the ``llm-marl`` parser stays light; trainers load torch lazily."""
+    """Building configs and the ``llm-marl`` parsers (train, eval, reproduce) stays light, so a
+    mistyped option fails at once; trainers and models load torch lazily."""
     result = subprocess.run(
         [sys.executable, "-c", CONFIG_CODE], capture_output=True, text=True, check=True
     )
