@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from llm_marl.baselines.reproduce import (
     pending_cells,
     write_json,
 )
+from llm_marl.baselines.run_watch import RunWarning
 
 __all__ = ["primary_metric", "run_table"]
 
@@ -138,10 +140,22 @@ def run_table(config: TableConfig, results: Path, *, progress: bool = True) -> l
                     cell_path(results, method, seed), _cell(config, method, kind, seed, cell)
                 )
                 bar.update()
-    if config.cross_play:
-        _cross_play(config, results, runner)
-    if config.contribution:
-        _contribution(config, results, runner)
+    for name, spec, run_extra in (
+        ("cross_play", config.cross_play, _cross_play),
+        ("contribution", config.contribution, _contribution),
+    ):
+        if not spec:
+            continue
+        method = str(spec.get("method", "magrpo"))
+        if method in config.methods:
+            run_extra(config, results, runner)
+        else:
+            warnings.warn(
+                f"{name} skipped: its method {method!r} is not among the methods run "
+                f"({', '.join(config.methods)})",
+                RunWarning,
+                stacklevel=2,
+            )
     return [_read(cell_path(results, m, s)) for m in config.methods for s in range(config.seeds)]
 
 

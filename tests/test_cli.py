@@ -72,7 +72,11 @@ def test_a_mistyped_option_or_command_is_one_line_with_a_suggestion(
     """Errors are one line with exit status 2 and name the closest option or command."""
     for argv, expected in (
         (["envs", "--jsn"], "llm-marl envs: error: unrecognized option --jsn; did you mean"),
-        (["envz"], "invalid choice: 'envz' (choose from 'envs', 'algos', 'train'); did you mean"),
+        (
+            ["envz"],
+            "invalid choice: 'envz' (choose from 'envs', 'algos', 'train', 'eval', 'reproduce'); "
+            "did you mean",
+        ),
         (["envs", "--js"], "unrecognized option --js; did you mean '--json'?"),  # no prefixes
     ):
         with pytest.raises(SystemExit) as exit_info:
