@@ -151,7 +151,7 @@ def _run(args: Any) -> dict[str, Any]:
         "env": args.env,
         "protocol": protocol,
         "model": source,
-        "seats": {a: args_seat for a, args_seat in _seat_names(args.seat).items()},
+        "seats": _seat_names(args.seat),
         "num_turns": num_turns,
         "seeds": cells,
         "mean": mean,

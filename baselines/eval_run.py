@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,6 @@ import llm_marl
 from llm_marl.baselines.eval_metrics import score_tasks, summarize, table_family
 from llm_marl.baselines.evaluation import evaluation_resets
 from llm_marl.baselines.protocols import (
-    PROTOCOLS,
     Seat,
     check_protocol,
     play,
@@ -174,8 +173,3 @@ def team_folder(path: str | Path) -> Path:
         f"{root} holds no saved team: give a run folder, one of its checkpoints "
         "(runs/NAME/checkpoints/step-N) or a folder written by Team.save_pretrained"
     )
-
-
-def protocols_text(names: Sequence[str] = PROTOCOLS) -> str:
-    """The protocol names as a comma-separated list, for help texts."""
-    return ", ".join(names)
