@@ -122,3 +122,21 @@ def test_shared_prefill_sampling_still_records_the_recomputed_logprobs() -> None
     recomputed = team.logprobs(completions)
     for c, lp in zip(completions, recomputed, strict=True):
         torch.testing.assert_close(lp.detach(), c.logprobs, atol=1e-5, rtol=0)
+
+
+def test_sampling_runs_each_distinct_prompt_once() -> None:
+    """The G rows of a prompt share its prefill: the embedding sees each distinct prompt
+    once (plus one last prompt token per row), not G times."""
+    torch.manual_seed(0)
+    team = load_policy("tiny", agents=AGENTS)
+    assert isinstance(team, LoRATeam)
+    embed = team.model.get_base_model().get_input_embeddings()
+    seen: list[int] = []
+    handle = embed.register_forward_hook(lambda _m, args, _o: seen.append(args[0].numel()))
+    config = SamplingConfig(num_samples=4, max_new_tokens=1, temperature=1.0)
+    try:
+        groups = team.generate([("helper_0", "write aux"), ("main_1", "write main")], config)
+    finally:
+        handle.remove()
+    width = max(int(g[0].prompt_ids.shape[0]) for g in groups)
+    assert seen == [2 * (width - 1), 8]  # two distinct prompts, then one token per row
