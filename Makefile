@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: test test-gymnasium demo lint clean
+.PHONY: test test-gymnasium demo bench lint clean
 
 # The env, space and conformance tests again on the lowest and the newest gymnasium that
 # pyproject.toml allows (>=1.0,<2), each in a small venv of the core dependencies and pytest
@@ -57,6 +57,11 @@ test-gymnasium: .venv-gym-low/.installed .venv-gym-high/.installed
 # `make demo` starts the run over.
 demo: $(DEV_STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/llm-marl train --config configs/demo.yaml --overwrite
+
+# Training speed and memory against TRL's GRPOTrainer and CoMLRL's MAGRPOTrainer (the bench
+# extra, part of dev); about 10 minutes with --quick on an idle 2-core machine.
+bench: $(DEV_STAMP)
+	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) benchmarks/trainer_vs_peers.py --quick
 
 clean:
 	rm -rf $(VENV) .venv-gym-low .venv-gym-high build *.egg-info .pytest_cache .ruff_cache

@@ -28,6 +28,7 @@ from transformers import (
 )
 
 from llm_marl.models.logprobs import left_pad
+from llm_marl.models.prefix import cache_argument, group_prompts, returned_cache
 from llm_marl.models.routing import per_row_adapters
 from llm_marl.models.sampling import Completion, FinishReason, SamplingConfig
 
@@ -223,6 +224,8 @@ def _generate(
         "logits_processor": processors,
         "stopping_criteria": criteria,
     }
+    with torch.no_grad():
+        kwargs.update(_shared_prompt_cache(model, prompts, adapters, pad_id, device))
     routing, extra = per_row_adapters(model, adapters)
     with torch.no_grad(), routing, _without_model_defaults(model):
         sequences = model.generate(
@@ -231,6 +234,39 @@ def _generate(
     new = sequences[:, ids.shape[1] :]  # (B, T)
     logprobs = recorder.finish(new[:, -1])  # (B, T)
     return list(zip(new.cpu(), logprobs.cpu(), strict=True))
+
+
+def _shared_prompt_cache(
+    model: Any,
+    prompts: list[torch.Tensor],
+    adapters: list[str] | None,
+    pad_id: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """The KV cache of every prompt but its last token, computed once per distinct prompt and
+    copied to its rows; ``generate`` then runs only the last prompt token of each row.
+
+    Empty (generate prefills every row itself) when no prompt is shared, a prompt has a
+    single token, or the model takes PEFT's own adapter routing (``adapter_names``).
+    """
+    groups = group_prompts(prompts, adapters)
+    width = max(int(p.shape[0]) for p in prompts)
+    routing, extra = per_row_adapters(model, groups.adapters)
+    if not groups.shared or width < 2 or extra:
+        return {}
+    ids, mask = left_pad(groups.prompts, pad_id)  # (U, P), the same width as the rows'
+    ids, mask = ids[:, :-1].to(device), mask[:, :-1].to(device)  # (U, P - 1)
+    with routing:
+        output = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+    cache = returned_cache(output)
+    cache.reorder_cache(groups.owner.to(device))  # (U, ...) -> (B, ...)
+    return {cache_argument(model): cache}
 
 
 @contextlib.contextmanager

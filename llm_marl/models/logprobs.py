@@ -12,10 +12,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
+from llm_marl.models.prefix import (
+    cache_argument,
+    decoder_and_head,
+    group_prompts,
+    returned_cache,
+)
 from llm_marl.models.routing import per_row_adapters
 
-__all__ = ["batch_layout", "completion_logprobs", "left_pad"]
+__all__ = ["HEAD_CHUNK_TOKENS", "batch_layout", "completion_logprobs", "head_logprobs", "left_pad"]
+
+#: Tokens whose vocabulary-wide logits exist at once in :func:`head_logprobs` (about 50 MB of
+#: float32 for a 49k vocabulary).
+HEAD_CHUNK_TOKENS = 256
 
 
 def left_pad(rows: Sequence[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,13 +71,16 @@ def completion_logprobs(
     temperature: float | Sequence[float] = 1.0,
     adapter_names: Sequence[str] | None = None,
     batch_size: int | None = None,
+    share_prefix: bool = True,
 ) -> list[torch.Tensor]:
     """Log-probability of each completion token given its prompt: one ``(T_i,)`` tensor each.
 
     ``temperature`` is one value or one per row. Gradients flow when called with grad
     enabled. ``adapter_names`` (one per row) routes each row through its own PEFT LoRA adapter
     in the same forward pass (:func:`~llm_marl.models.routing.per_row_adapters`). Rows are
-    processed in chunks of ``batch_size`` (all at once when None).
+    processed in chunks of ``batch_size`` (all at once when None). ``share_prefix`` runs each
+    distinct prompt once for all of its rows (:mod:`~llm_marl.models.prefix`; same values up
+    to float rounding); False forces one full pass over every row.
     """
     if len(prompts) != len(completions):
         raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
@@ -85,6 +99,7 @@ def completion_logprobs(
         raise ValueError("every completion needs a prompt of at least one token")
     step = batch_size or len(prompts)
     device = next(model.parameters()).device
+    parts = decoder_and_head(model) if share_prefix else None
     out: list[torch.Tensor] = []
     for start in range(0, len(prompts), step):
         rows = slice(start, start + step)
@@ -92,23 +107,143 @@ def completion_logprobs(
         if max(int(c.shape[0]) for c in chunk_completions) == 0:
             out.extend(torch.zeros(0, device=device) for _ in chunk_completions)
             continue
-        ids, mask, positions, width = batch_layout(prompts[rows], chunk_completions, pad_id)
-        routing, kwargs = per_row_adapters(
-            model, None if adapter_names is None else adapter_names[rows]
-        )
-        with routing:
-            logits = model(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=positions.to(device),
-                logits_to_keep=width + 1,
-                use_cache=False,
-                **kwargs,
-            ).logits[:, :-1]  # (B, T, V): position P - 1 + t predicts completion token t
-        scale = torch.tensor(temperatures[rows], device=device)[:, None, None]  # (B, 1, 1)
-        logits = logits.float() / scale
-        targets = ids[:, -width:].to(device)  # (B, T)
-        picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
-        token_logprobs = picked - torch.logsumexp(logits, dim=-1)  # (B, T)
+        names = None if adapter_names is None else list(adapter_names[rows])
+        scale = torch.tensor(temperatures[rows], device=device)  # (B,)
+        routing, kwargs = per_row_adapters(model, names)
+        if parts is not None and not kwargs:  # kwargs: PEFT's own routing needs its forward
+            token_logprobs = _shared_prefix_pass(
+                model, parts, prompts[rows], chunk_completions, names, scale, pad_id
+            )
+        else:
+            with routing:
+                token_logprobs = _full_pass(
+                    model, prompts[rows], chunk_completions, kwargs, scale, pad_id
+                )
         out.extend(token_logprobs[i, : c.shape[0]] for i, c in enumerate(chunk_completions))
     return out
+
+
+def _full_pass(
+    model: Any,
+    prompts: Sequence[torch.Tensor],
+    completions: Sequence[torch.Tensor],
+    kwargs: dict[str, Any],
+    scale: torch.Tensor,
+    pad_id: int,
+) -> torch.Tensor:
+    """``(B, T)`` log-probs from one forward pass over every row's prompt and completion."""
+    device = scale.device
+    ids, mask, positions, width = batch_layout(prompts, completions, pad_id)
+    logits = model(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        position_ids=positions.to(device),
+        logits_to_keep=width + 1,
+        use_cache=False,
+        **kwargs,
+    ).logits[:, :-1]  # (B, T, V): position P - 1 + t predicts completion token t
+    logits = logits.float() / scale[:, None, None]
+    targets = ids[:, -width:].to(device)  # (B, T)
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    return picked - torch.logsumexp(logits, dim=-1)  # (B, T)
+
+
+def _shared_prefix_pass(
+    model: Any,
+    parts: tuple[Any, torch.nn.Module],
+    prompts: Sequence[torch.Tensor],
+    completions: Sequence[torch.Tensor],
+    adapters: list[str] | None,
+    scale: torch.Tensor,
+    pad_id: int,
+) -> torch.Tensor:
+    """``(B, T)`` log-probs with each distinct prompt run once (:mod:`~llm_marl.models.prefix`).
+
+    Pass 1 runs the ``U`` distinct prompts; their cache is copied to the ``B`` rows (with
+    gradients, so LoRA on the keys and values learns from the prompt); pass 2 runs the
+    completions on that cache. The head then scores only real completion tokens.
+    """
+    decoder, head = parts
+    device = scale.device
+    groups = group_prompts(prompts, adapters)
+    owner = groups.owner.to(device)  # (B,)
+    prompt_ids, prompt_mask = left_pad(groups.prompts, pad_id)  # (U, P)
+    prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+    routing, _ = per_row_adapters(model, groups.adapters)
+    with routing:
+        first = decoder(
+            input_ids=prompt_ids,
+            attention_mask=prompt_mask,
+            position_ids=(prompt_mask.cumsum(dim=1) - 1).clamp(min=0),
+            use_cache=True,
+        )
+    last = first.last_hidden_state[:, -1][owner]  # (B, H): predicts completion token 0
+    ids, completion_mask = _right_pad(completions, pad_id)  # (B, T)
+    ids, completion_mask = ids.to(device), completion_mask.to(device)
+    width = ids.shape[1]
+    hidden = last[:, None]  # (B, 1, H)
+    if width > 1:
+        cache = returned_cache(first)
+        cache.reorder_cache(owner)  # (U, ...) -> (B, ...), an index_select: grads flow back
+        mask = torch.cat([prompt_mask[owner], completion_mask[:, :-1]], dim=1)  # (B, P + T - 1)
+        start = prompt_mask.sum(dim=1)[owner, None]  # (B, 1) real prompt tokens
+        routing, _ = per_row_adapters(model, adapters)
+        with routing:
+            rest = decoder(
+                input_ids=ids[:, :-1],
+                attention_mask=mask,
+                position_ids=start + torch.arange(width - 1, device=device)[None],
+                use_cache=True,
+                **{cache_argument(decoder): cache},
+            ).last_hidden_state  # (B, T - 1, H): token t predicts token t + 1
+        hidden = torch.cat([hidden, rest], dim=1)  # (B, T, H)
+    real = completion_mask.bool()  # (B, T)
+    token_scale = scale[:, None].expand_as(ids)[real]  # (N,)
+    values = head_logprobs(head, hidden[real], ids[real], token_scale)  # (N,)
+    out = torch.zeros(ids.shape, dtype=values.dtype, device=device)
+    return out.masked_scatter(real, values)  # (B, T), 0 at padding
+
+
+def head_logprobs(
+    head: torch.nn.Module,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: torch.Tensor,
+    *,
+    chunk_tokens: int = HEAD_CHUNK_TOKENS,
+) -> torch.Tensor:
+    """``log softmax(head(hidden) / temperature)[target]`` per token, ``(N,)`` float32.
+
+    The vocabulary-wide logits exist for ``chunk_tokens`` tokens at a time; under grad each
+    chunk is recomputed in the backward pass instead of being kept (a ``(N, V)`` float32
+    copy is 200 KB per token for a 49k vocabulary).
+    """
+    out = []
+    for start in range(0, int(hidden.shape[0]), chunk_tokens):
+        part = slice(start, start + chunk_tokens)
+        args = (hidden[part], targets[part], temperature[part])
+        if torch.is_grad_enabled():
+            value = checkpoint(_picked_logprobs, head, *args, use_reentrant=False)
+        else:
+            value = _picked_logprobs(head, *args)
+        out.append(value)
+    return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
+
+
+def _picked_logprobs(
+    head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
+    logits = head(hidden).float() / scale[:, None]  # (n, V)
+    picked = logits.gather(1, targets[:, None])[:, 0]  # (n,)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+def _right_pad(rows: Sequence[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack 1-D id tensors right-padded: ``(ids, mask)``, both ``(B, T)``."""
+    width = max(int(r.shape[0]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : row.shape[0]] = row
+        mask[i, : row.shape[0]] = 1
+    return ids, mask
