@@ -25,6 +25,8 @@ import torch
 __all__ = ["DataParallel"]
 
 T = TypeVar("T")
+#: What accelerate launch sets for the sharded engines that these trainers do not drive.
+_SHARDED = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,13 @@ class DataParallel:
         they are not set."""
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
+        for variable, engine in _SHARDED.items():
+            if os.environ.get(variable, "").lower() in ("1", "true"):
+                raise ValueError(
+                    f"{engine} is not supported yet ({variable} is set by the accelerate "
+                    "config): llm-marl sums gradients itself over plain data parallel; use "
+                    "configs/accelerate/multi-gpu.yaml, and LoRA when the model does not fit"
+                )
         from accelerate import PartialState
 
         state = PartialState(cpu=not torch.cuda.is_available())
