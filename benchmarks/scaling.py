@@ -34,9 +34,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def steps_per_second(
-    procs: int, args: argparse.Namespace, out: Path, launch_config: Path
-) -> float:
+def steps_per_second(procs: int, args: argparse.Namespace, out: Path, launch_config: Path) -> float:
     """Updates per second of one run with ``procs`` processes (steps after the first)."""
     train = ["-m", "llm_marl", "train", "--env", "tldr_v0", "--model", args.model]
     train += ["--num-steps", str(args.steps), "--tasks-per-step", str(args.tasks)]
