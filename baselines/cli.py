@@ -254,8 +254,9 @@ def train_main(argv: Sequence[str]) -> int:
             for line in interrupted_lines(stop.step, stop.checkpoint, resume_command(algo, config)):
                 print(line, file=sys.stderr)
             return 130
-    for line in summary_lines(result.run_dir, result.metrics, result.checkpoint, result.plot):
-        print(line)
+    if trainer.parallel.is_main:  # one summary for a data-parallel run, not one per process
+        for line in summary_lines(result.run_dir, result.metrics, result.checkpoint, result.plot):
+            print(line)
     return 0
 
 

@@ -28,6 +28,11 @@ class TaskOrder:
         self.seed = seed
         self.task_ids = env_task_ids(env)
 
+    def sample_seed(self, position: int) -> int:
+        """The seed of the sampling at ``position``: samples depend on the task's place in the
+        run alone, not on which process rolls it out or what ran before."""
+        return int(np.random.default_rng([self.seed, position, 2]).integers(2**31))
+
     def reset_kwargs(self, position: int) -> dict[str, Any]:
         """``env.reset`` keyword arguments for the task at ``position`` (0-based)."""
         episode_seed = int(np.random.default_rng([self.seed, position, 1]).integers(2**31))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,6 +44,7 @@ from llm_marl.baselines.checkpoint import (
 )
 from llm_marl.baselines.config import TrainConfig
 from llm_marl.baselines.credit import Credit, CreditEstimator, GroupBaseline
+from llm_marl.baselines.distributed import DataParallel
 from llm_marl.baselines.evaluation import evaluate, evaluation_resets
 from llm_marl.baselines.interrupt import StopRequest, TrainingInterrupted
 from llm_marl.baselines.metrics import group_metrics, reward_metrics
@@ -70,6 +71,7 @@ from llm_marl.baselines.run_log import (
     write_atomically,
 )
 from llm_marl.baselines.run_watch import RunWatch
+from llm_marl.baselines.step_gather import gather_step, seeded_sampling
 from llm_marl.baselines.tasks import TaskOrder
 from llm_marl.baselines.team_setup import (
     build_team,
@@ -138,6 +140,7 @@ class Trainer:
                 f"got {type(config).__name__}"
             )
         self.config = config
+        self.parallel = DataParallel.from_environment()
         self.run_dir = Path(config.output_dir) / config.name
         check_run_folder(self.run_dir)  # writable, and no live trainer on it
         self._resume_from = self._checkpoint_to_resume(saved)
@@ -157,7 +160,9 @@ class Trainer:
         if team is None:
             saved_team = self._resume_from / TEAM_DIR if self._resume_from is not None else None
             with progress_bars(config.progress):  # --no-progress: no "Loading weights" bar
-                team = build_team(config, list(self.env.possible_agents), saved_team)
+                device = self.parallel.device(config.device)  # its own GPU per process
+                placed = config if device == config.device else replace(config, device=device)
+                team = build_team(placed, list(self.env.possible_agents), saved_team)
         check_agents(team, self.env)
         self.team = team
         self.horizon = env_num_turns(self.env, config.num_turns)
@@ -325,8 +330,36 @@ class Trainer:
         stops after the current step with a checkpoint (twice: at once, keeping the newest
         complete checkpoint) and raises :class:`TrainingInterrupted`.
         """
-        with RunLock(self.run_dir, unchanged_since=self._folder_seen):
-            return self._train()
+        self.parallel.barrier()  # every process has checked the folder before any writes
+        if not self.parallel.is_main:
+            return self._follow()
+        try:
+            with RunLock(self.run_dir, unchanged_since=self._folder_seen):
+                return self._train()
+        finally:
+            self.parallel.barrier()  # the others read the finished run folder after this
+
+    def _stop_agreed(self, stop: StopRequest) -> bool:
+        """True when any process was asked to stop (every process then stops here)."""
+        stop.requested = self.parallel.any(stop.requested)
+        return stop.requested
+
+    def _follow(self) -> TrainResult:
+        """:meth:`train` on a process other than the first: the same updates, no files."""
+        with StopRequest() as stop:
+            while self.step < self.config.num_steps and not self._stop_agreed(stop):
+                self.train_step()
+        self.parallel.barrier()  # process 0 has written the metrics and the last checkpoint
+        checkpoints = self.run_dir / CHECKPOINTS
+        checkpoint = latest_checkpoint(checkpoints, self.extra_parts())
+        if self.step < self.config.num_steps or checkpoint is None:
+            raise TrainingInterrupted(self.step, self.run_dir, checkpoint, None)
+        return TrainResult(
+            self.run_dir,
+            read_metrics(self.run_dir / METRICS_FILE),
+            checkpoint,
+            self.run_dir / "reward.png",
+        )
 
     def _train(self) -> TrainResult:
         """The body of :meth:`train`, run while the folder is locked."""
@@ -349,7 +382,7 @@ class Trainer:
         stop, cut = StopRequest(), False  # Ctrl-C: stop after this step; twice: at once
         with stop:
             try:
-                while self.step < config.num_steps and not stop.requested:
+                while self.step < config.num_steps and not self._stop_agreed(stop):
                     metrics, trees = self.train_step()
                     if _due(self.step, config.eval_every, config.num_steps):
                         metrics.update(self.evaluate())
@@ -381,19 +414,32 @@ class Trainer:
         )
 
     def train_step(self) -> tuple[dict[str, float], list[Node]]:
-        """One update through the five stages; its metrics and trees."""
+        """One update through the five stages; its metrics and trees.
+
+        With several processes each runs the stages on its share of the tasks; the gradients
+        are summed before the optimiser step, and process 0 gets the metrics of all tasks
+        (the others get an empty dict).
+        """
         start = time.perf_counter()
         trees, stats = self.roll_out()
         kept = without_sandbox_errors(trees)  # a sandbox failure teaches nothing
         credits = self.credit(kept)
         loss, norms = LossStats(), {}
+        scale = 1 / max(self.parallel.total(len(credits)), 1)  # the tasks of the whole update
         for _ in range(self.config.inner_epochs):
             for task in credits:
-                loss.add(self.loss(task, 1 / len(credits)))
+                loss.add(self.loss(task, scale))
+            self.parallel.sum_gradients(self.optimizers)
             norms = self.optimizer_step()
         loss.scale(1 / self.config.inner_epochs)
         self.step += 1
         self.position += self.config.tasks_per_step
+        if self.parallel.enabled:
+            trees, kept, credits, loss, stats = gather_step(
+                self.parallel, self.config.tasks_per_step, trees, kept, credits, loss, stats
+            )
+            if not self.parallel.is_main:
+                return {}, trees
         metrics = self.step_metrics(kept, credits, loss, norms) if kept else {}
         metrics.setdefault("team_reward_mean", float("nan"))
         metrics["sandbox_error_tasks"] = float(len(trees) - len(kept))
@@ -403,19 +449,17 @@ class Trainer:
 
     # --------------------------------------------------------------- the stages
     def roll_out(self) -> tuple[list[Node], RolloutStats]:
-        """Stage 1: one scored tree per task of this update, and what sampling cost."""
+        """Stage 1: one scored tree per task of this update (of this process's share), and
+        what sampling cost; each task's samples are seeded by its position in the run."""
         stats = RolloutStats()
-        trees = [
-            rollout_tree(
-                self.env,
-                self.order.reset_kwargs(self.position + k),
-                self.team,
-                self.sampling,
-                self.tree,
-                stats,
-            )
-            for k in range(self.config.tasks_per_step)
-        ]
+        trees = []
+        for k in self.parallel.shard(self.config.tasks_per_step):  # all tasks in one process
+            position = self.position + k
+            with seeded_sampling(self.order.sample_seed(position)):
+                reset = self.order.reset_kwargs(position)
+                trees.append(
+                    rollout_tree(self.env, reset, self.team, self.sampling, self.tree, stats)
+                )
         return trees, stats
 
     def credit(self, trees: list[Node]) -> list[Credit]:

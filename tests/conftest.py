@@ -1,4 +1,4 @@
-"""Shared fixtures: small text builders used across the test tree."""
+"""Shared fixtures: small text builders, a broken sandbox, a live OpenAI-compatible server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from serving import serve_tiny_model
 
 
 @pytest.fixture
@@ -37,3 +38,12 @@ def broken_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(sys, "executable", "/bin/false")
     yield
     monkeypatch.undo()
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """``(base_url, model)`` of ``transformers serve`` on 127.0.0.1 serving the tiny model,
+    started once per session (about 15 s) for every test that talks to a served model."""
+    pytest.importorskip("fastapi")  # transformers serve needs transformers[serving]
+    with serve_tiny_model(tmp_path_factory.mktemp("tiny-model")) as server:
+        yield server

@@ -7,13 +7,16 @@ per agent (``separate=True``, ``lora=None``, or a mapping agent -> model name). 
 G completions for many ``(agent, prompt)`` requests in as few forward passes as possible,
 returns their token ids and log-probabilities, recomputes those log-probabilities under the
 current weights for the loss, and saves and reloads itself (``save_pretrained`` /
-``load_policy(folder)``). This module imports torch; ``llm_marl`` and ``llm_marl.envs`` do not.
+``load_policy(folder)``). ``load_policy("openai:<URL>", model=...)`` samples from a served
+model instead (evaluation only). This module imports torch; ``llm_marl`` and ``llm_marl.envs``
+do not.
 """
 
 from llm_marl.models.embedded import embedded_gguf, embedded_model_dir
 from llm_marl.models.generation import sample_completions
 from llm_marl.models.loading import EMBEDDED, load_model
 from llm_marl.models.logprobs import completion_logprobs
+from llm_marl.models.openai_team import OpenAITeam
 from llm_marl.models.policy import DEFAULT_AGENT, load_policy
 from llm_marl.models.sampling import Completion, SamplingConfig
 from llm_marl.models.team import LoRASettings, LoRATeam, SeparateTeam, Team
@@ -26,6 +29,7 @@ __all__ = [
     "Completion",
     "LoRASettings",
     "LoRATeam",
+    "OpenAITeam",
     "SamplingConfig",
     "SeparateTeam",
     "Team",

@@ -7,13 +7,8 @@ free port picked at run time) serving the tiny test model from a local folder, o
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,59 +17,17 @@ import pytest
 import llm_marl
 
 vf = pytest.importorskip("verifiers")
-pytest.importorskip("fastapi")  # transformers serve needs transformers[serving]
 
 from llm_marl.integrations.verifiers import LlmMarlEnv  # noqa: E402
-from llm_marl.models.tiny import TinyLlamaSpec, tiny_llama  # noqa: E402
 
 ENTRY_POINT = "llm_marl.integrations.verifiers"
 API_KEY_VAR = "LLM_MARL_TEST_SERVER_KEY"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"transformers serve exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"transformers serve did not answer {url}/health in {timeout_s} s")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """``(base_url, model)`` of a live ``transformers serve`` of the tiny model."""
-    folder = tmp_path_factory.mktemp("tiny-model")
-    # Long enough for the envs' prompts (RoPE: the limit is only the config's).
-    model, tokenizer = tiny_llama(TinyLlamaSpec(max_position_embeddings=8192))
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    port = _free_port()
-    log = folder / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    command = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(folder)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            _wait_until_healthy(url, process, timeout_s=180)
-        except (RuntimeError, TimeoutError) as error:
-            raise RuntimeError(f"{error}; its log:\n{log.read_text()[-3000:]}") from error
-        yield f"{url}/v1", str(folder)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+@pytest.fixture
+def server(tiny_server: tuple[str, str]) -> tuple[str, str]:
+    """``(base_url, model)`` of the session's live ``transformers serve`` of the tiny model."""
+    return tiny_server
 
 
 def _client(base_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
