@@ -133,11 +133,12 @@ def test_team_reward_rises_with_every_algorithm(
 ) -> None:
     """Digits start at about 1 in 10; every algorithm makes them more frequent."""
     spec = algorithm(name)
-    config = spec.config_class(**_settings(name, fast), num_steps=30)
+    config = spec.config_class(**_settings(name, fast), num_steps=40)
     result = spec.trainer_class()(config).train()
+    rewards = [m["team_reward_mean"] for m in result.metrics]
+    assert sum(rewards[:4]) / 4 < 0.3  # the first updates start from a hard task
     first, last = quarter_means(result.metrics)
-    assert first < 0.3
-    assert last > first + 0.3, [round(m["team_reward_mean"], 2) for m in result.metrics]
+    assert last > first + 0.3, [round(r, 2) for r in rewards]
 
 
 class OffsetDigits(DigitsEnv):

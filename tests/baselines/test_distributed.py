@@ -53,7 +53,7 @@ def _adapters(checkpoint: Path) -> dict[str, torch.Tensor]:
 def _assert_same(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
     assert got.keys() == expected.keys() and expected
     for name in expected:
-        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)
     # LoRA's B matrices start at zero: non-zero ones show the updates did change the adapters.
     moved = [n for n, p in expected.items() if "lora_B" in n and p.abs().max() > 1e-4]
     assert len(moved) == sum("lora_B" in n for n in expected), "an adapter never moved"
