@@ -110,13 +110,14 @@ def _write(results: Path, cells: list[dict[str, Any]], config: TableConfig, path
     from dataclasses import asdict
 
     from llm_marl.baselines.results import write_results
+    from llm_marl.baselines.run_card import shown_path
 
     return write_results(
         results,
         cells,
         table=config.table,
         methods=config.methods,
-        config={**asdict(config), "config_file": str(path)},
+        config={**asdict(config), "config_file": shown_path(path)},
         data_files=_data_files(config),
         model_dir=_model_dir(config.model),
         labels={"machine": config.machine, "split": "test"},

@@ -30,6 +30,7 @@ __all__ = [
     "package_versions",
     "run_card",
     "run_card_markdown",
+    "shown_path",
 ]
 
 #: The distributions whose versions the card records.
@@ -76,6 +77,21 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def shown_path(path: Path | str) -> str:
+    """``path`` as a card shows it: relative to this project's checkout (or the working
+    folder) when inside it, ``~/...`` under the home folder, else absolute. A card written in
+    one clone then reads the same in another."""
+    resolved = Path(path).resolve()
+    project = Path(__file__).resolve().parents[1]
+    for root in (project, Path.cwd().resolve()):
+        if resolved.is_relative_to(root):
+            return resolved.relative_to(root).as_posix()
+    home = Path.home().resolve()
+    if resolved.is_relative_to(home):
+        return "~/" + resolved.relative_to(home).as_posix()
+    return str(resolved)
 
 
 def git_commit(folder: Path | None = None) -> dict[str, Any] | None:
@@ -164,10 +180,10 @@ def run_card(
     """The run card: config, data and model hashes, package versions, git commit, machine."""
     return {
         "config": dict(config),
-        "data": {str(path): file_sha256(path) for path in sorted(map(Path, data_files))},
+        "data": {shown_path(path): file_sha256(path) for path in sorted(map(Path, data_files))},
         "model": None
         if model_dir is None
-        else {"path": str(model_dir), **folder_sha256(model_dir)},
+        else {"path": shown_path(model_dir), **folder_sha256(model_dir)},
         "packages": package_versions(),
         "git": git_commit(),
         "machine": machine_info(),

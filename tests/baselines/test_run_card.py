@@ -17,6 +17,7 @@ from llm_marl.baselines.run_card import (
     package_versions,
     run_card,
     run_card_markdown,
+    shown_path,
 )
 
 
@@ -69,3 +70,20 @@ def test_machine() -> None:
     assert machine["cores"] >= 1 and machine["cpu"]
     line = machine_summary({"cpu": "Some CPU", "cores": 2, "ram_gb": 8.0, "gpu": None})
     assert line == "Some CPU, 2 cores, 8.0 GiB RAM, no GPU"
+
+
+def test_paths_on_a_card_do_not_name_the_clone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Project files show relative to the checkout, home files under ``~``: two clones in
+    different folders write the same card."""
+    import llm_marl
+
+    bundled = Path(llm_marl.__file__).parent / "data" / "__init__.py"
+    assert shown_path(bundled) == "llm_marl/data/__init__.py"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = _model(tmp_path / "cache" / "model", b"w")
+    assert shown_path(model) == "~/cache/model"
+    card = run_card({}, [bundled], model)
+    assert list(card["data"]) == ["llm_marl/data/__init__.py"]
+    assert card["model"]["path"] == "~/cache/model"
