@@ -28,7 +28,7 @@ from transformers import (
 )
 
 from llm_marl.models.logprobs import left_pad
-from llm_marl.models.prefix import cache_argument, group_prompts, returned_cache
+from llm_marl.models.prefix import cache_argument, group_prompts, returned_cache, run_prompts
 from llm_marl.models.routing import per_row_adapters
 from llm_marl.models.sampling import Completion, FinishReason, SamplingConfig
 
@@ -257,13 +257,7 @@ def _shared_prompt_cache(
     ids, mask = left_pad(groups.prompts, pad_id)  # (U, P), the same width as the rows'
     ids, mask = ids[:, :-1].to(device), mask[:, :-1].to(device)  # (U, P - 1)
     with routing:
-        output = model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        output = run_prompts(model, ids, mask, logits_to_keep=1)
     cache = returned_cache(output)
     cache.reorder_cache(groups.owner.to(device))  # (U, ...) -> (B, ...)
     return {cache_argument(model): cache}

@@ -19,6 +19,7 @@ from llm_marl.models.prefix import (
     decoder_and_head,
     group_prompts,
     returned_cache,
+    run_prompts,
 )
 from llm_marl.models.routing import per_row_adapters
 
@@ -171,12 +172,7 @@ def _shared_prefix_pass(
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
     routing, _ = per_row_adapters(model, groups.adapters)
     with routing:
-        first = decoder(
-            input_ids=prompt_ids,
-            attention_mask=prompt_mask,
-            position_ids=(prompt_mask.cumsum(dim=1) - 1).clamp(min=0),
-            use_cache=True,
-        )
+        first = run_prompts(decoder, prompt_ids, prompt_mask)
     last = first.last_hidden_state[:, -1][owner]  # (B, H): predicts completion token 0
     ids, completion_mask = _right_pad(completions, pad_id)  # (B, T)
     ids, completion_mask = ids.to(device), completion_mask.to(device)

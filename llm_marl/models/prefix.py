@@ -28,6 +28,7 @@ __all__ = [
     "decoder_and_head",
     "group_prompts",
     "returned_cache",
+    "run_prompts",
 ]
 
 #: Model types whose causal-LM logits are the output head applied to the decoder's last
@@ -97,3 +98,15 @@ def returned_cache(output: Any) -> Any:
     """The KV cache of a forward pass's output, under either name."""
     cache = getattr(output, "cache", None)
     return cache if cache is not None else output.past_key_values
+
+
+def run_prompts(module: Any, ids: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> Any:
+    """``module``'s forward pass (a causal LM or its decoder) over left-padded prompts
+    ``(U, P)`` with their KV cache kept: positions count only real tokens."""
+    return module(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
+        use_cache=True,
+        **kwargs,
+    )

@@ -1,4 +1,5 @@
-"""Data parallel for real: two gloo processes under ``torchrun`` against one process.
+"""Data parallel for real: two gloo processes started by the documented CPU launcher
+(``accelerate launch --config_file configs/accelerate/cpu-2proc.yaml``) against one process.
 
 The same global batch (four tasks per update, two per process) must give the same adapters
 after a few updates, within float tolerance; only process 0 writes the run folder, and the
@@ -25,6 +26,7 @@ from llm_marl.baselines import MAGRPOConfig, MAGRPOTrainer
 from llm_marl.models import LoRATeam, load_policy
 
 WORKER = Path(__file__).with_name("dp_worker.py")
+LAUNCH_CONFIG = Path(__file__).parents[2] / "configs" / "accelerate" / "cpu-2proc.yaml"
 RUN = "magrpo-digits_v0-seed0"
 
 
@@ -72,8 +74,8 @@ def one_process(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def two_processes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A 2-step run of two gloo processes: its run folder and what the processes printed."""
     out = tmp_path_factory.mktemp("dp2")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    command += ["--config_file", str(LAUNCH_CONFIG), "--main_process_port", str(free_port())]
     command += [str(WORKER), json.dumps(_settings(out, 2))]
     paths = os.pathsep.join([str(WORKER.parent), str(WORKER.parents[1])])  # toy_env, serving
     env = {**os.environ, "PYTHONPATH": paths}
