@@ -28,14 +28,18 @@ class TaskOrder:
         self.seed = seed
         self.task_ids = env_task_ids(env)
 
+    def _seed(self, position: int, stream: int) -> int:
+        """A seed drawn from the run's seed, ``position`` and ``stream`` alone."""
+        return int(np.random.default_rng([self.seed, position, stream]).integers(2**31))
+
     def sample_seed(self, position: int) -> int:
         """The seed of the sampling at ``position``: samples depend on the task's place in the
         run alone, not on which process rolls it out or what ran before."""
-        return int(np.random.default_rng([self.seed, position, 2]).integers(2**31))
+        return self._seed(position, 2)
 
     def reset_kwargs(self, position: int) -> dict[str, Any]:
         """``env.reset`` keyword arguments for the task at ``position`` (0-based)."""
-        episode_seed = int(np.random.default_rng([self.seed, position, 1]).integers(2**31))
+        episode_seed = self._seed(position, 1)
         if self.task_ids is None:
             return {"seed": episode_seed}
         epoch, index = divmod(position, len(self.task_ids))
