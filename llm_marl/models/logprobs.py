@@ -143,10 +143,8 @@ def _full_pass(
         use_cache=False,
         **kwargs,
     ).logits[:, :-1]  # (B, T, V): position P - 1 + t predicts completion token t
-    logits = logits.float() / scale[:, None, None]
     targets = ids[:, -width:].to(device)  # (B, T)
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    return picked - torch.logsumexp(logits, dim=-1)  # (B, T)
+    return _target_logprobs(logits.float() / scale[:, None, None], targets)  # (B, T)
 
 
 def _shared_prefix_pass(
@@ -229,8 +227,12 @@ def head_logprobs(
 def _picked_logprobs(
     head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
 ) -> torch.Tensor:
-    logits = head(hidden).float() / scale[:, None]  # (n, V)
-    picked = logits.gather(1, targets[:, None])[:, 0]  # (n,)
+    return _target_logprobs(head(hidden).float() / scale[:, None], targets)  # (n,)
+
+
+def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log_softmax(logits)`` at ``targets``, over the last dimension (vocabulary)."""
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return picked - torch.logsumexp(logits, dim=-1)
 
 
