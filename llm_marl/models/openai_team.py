@@ -164,14 +164,6 @@ class OpenAITeam(Team):
         )
 
     # --------------------------------------------------------------- training: refused
-    def logprobs(self, completions: Sequence[Completion], **_: Any) -> list[torch.Tensor]:
-        """Refused: the served weights cannot be differentiated from here."""
-        self._refuse("log-probs for a loss")
-
-    def reference_logprobs(self, completions: Sequence[Completion], **_: Any) -> list[torch.Tensor]:
-        """Refused, as :meth:`logprobs`."""
-        self._refuse("reference log-probs")
-
     def _logprobs(
         self,
         completions: Sequence[Completion],
@@ -180,7 +172,9 @@ class OpenAITeam(Team):
         *,
         reference: bool = False,
     ) -> list[torch.Tensor]:
-        self._refuse("log-probs for a loss")
+        """Refused (behind :meth:`logprobs` and :meth:`reference_logprobs`): the served
+        weights cannot be differentiated from here."""
+        self._refuse("reference log-probs" if reference else "log-probs for a loss")
 
     def trainable_parameters(self, agent: str) -> list[torch.nn.Parameter]:
         """Refused: the weights live in the server."""
