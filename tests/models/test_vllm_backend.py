@@ -12,11 +12,12 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-pytest.importorskip("vllm")
-
 from llm_marl.models import LoRATeam, SamplingConfig, load_policy
 from llm_marl.models.backends import HFBackend
 from llm_marl.models.vllm_backend import VLLMBackend, logprob_mismatch
+
+pytestmark = pytest.mark.vllm
+pytest.importorskip("vllm")
 
 AGENTS = ["helper_0", "main_1"]
 PROMPT = "Name three colours."
@@ -29,7 +30,11 @@ def engine() -> Iterator[tuple[LoRATeam, VLLMBackend]]:
     torch.manual_seed(0)
     team = load_policy("embedded", agents=AGENTS)
     assert isinstance(team, LoRATeam)
-    backend = VLLMBackend(team, max_model_len=512, engine_kwargs={"enforce_eager": True})
+    backend = VLLMBackend(
+        team,
+        max_model_len=512,
+        engine_kwargs={"enforce_eager": True, "kv_cache_memory_bytes": 1 << 30},
+    )
     yield team, backend
     backend.close()
 
