@@ -502,7 +502,7 @@ class Trainer:
         """Stage 2: returns and advantages of every tree (reference log-probs for KL, and the
         team's own log-probs before the update when another backend sampled or TIS is on)."""
         credits = [self.estimator.assign(tree) for tree in trees]
-        recompute = self.config.generation_backend != "hf" or self.config.tis_cap is not None
+        recompute = self.backend.name != "hf" or self.config.tis_cap is not None
         for task in credits:
             if self.config.kl_beta > 0:
                 attach_reference(self.team, task.groups, self.config.logprob_batch_size)
