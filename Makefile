@@ -73,7 +73,8 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-vllm: $(VLLM_VENV)/.installed
-	HF_HUB_OFFLINE=1 $(VLLM_PY) -m pytest -q -p no:cacheprovider -m vllm tests/models
+	HF_HUB_OFFLINE=1 $(VLLM_PY) -m pytest -q -p no:cacheprovider -m vllm \
+		tests/models/test_vllm_backend.py tests/baselines/test_vllm_training.py
 
 # MAGRPO on tldr_v0 with the embedded model and LoRA, on CPU (configs/demo.yaml); a second
 # `make demo` starts the run over.

@@ -15,6 +15,7 @@ from llm_marl.checks import check_int
 __all__ = [
     "ADVANTAGE_MODES",
     "CRITIC_TYPES",
+    "GENERATION_BACKENDS",
     "JOINT_MODES",
     "LOSS_AGGREGATIONS",
     "RESUMABLE_CHANGES",
@@ -32,12 +33,14 @@ __all__ = [
 ]
 
 # Torch-free name lists; tests/baselines/test_registry.py ties each to its implementation
-# (advantages.ADVANTAGES, losses.AGGREGATIONS, rollout.joint_picks, returns, the critics).
+# (advantages.ADVANTAGES, losses.AGGREGATIONS, rollout.joint_picks, returns, the critics,
+# models.backends.BACKENDS).
 ADVANTAGE_MODES: tuple[str, ...] = ("mean", "rloo", "max", "raw")
 LOSS_AGGREGATIONS: tuple[str, ...] = ("sequence_sum", "token_mean")
 JOINT_MODES: tuple[str, ...] = ("aligned", "cross")
 REWARD_SOURCES: tuple[str, ...] = ("team", "own")
 CRITIC_TYPES: tuple[str, ...] = ("v", "q")
+GENERATION_BACKENDS: tuple[str, ...] = ("hf", "vllm")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -76,6 +79,12 @@ class TrainConfig:
     """Nucleus sampling mass."""
     max_new_tokens: int = 256
     """Longest response in tokens."""
+    generation_backend: str = field(default="hf", metadata={"choices": GENERATION_BACKENDS})
+    """What samples the rollouts: ``hf`` (the team's own model) or ``vllm`` (one vLLM engine,
+    one LoRA adapter per agent, or a single fully fine-tuned model; ``pip install
+    'llm-marl[vllm]'``). The loss always uses the trainer's own log-probs; after every
+    optimiser step the engine gets the new weights, and ``logprob_mismatch/mean`` and
+    ``/max`` log how far vLLM's recorded log-probs are from the trainer's."""
 
     # ------------------------------------------------------------------ objective
     advantage: str = field(default="mean", metadata={"choices": ADVANTAGE_MODES})
@@ -90,6 +99,10 @@ class TrainConfig:
     """Gradient steps on each batch of samples; above 1 needs ``clip_epsilon > 0``."""
     kl_beta: float = 0.0
     """Weight of the KL penalty to the frozen reference policy; 0 turns it off."""
+    tis_cap: float | None = None
+    """Truncated importance sampling: multiply each token's policy-gradient term by the
+    detached weight ``min(exp(logp_trainer_old - logp_sampler), tis_cap)``, which corrects for
+    the sampler (vLLM's kernels, say) differing from the trained policy; none: off."""
     gamma: float = 0.9
     """Discount of later turns' returns in multi-turn trees."""
     early_stop_threshold: float | None = None
@@ -156,6 +169,9 @@ class TrainConfig:
             check_int("logprob_batch_size", self.logprob_batch_size, 1)
         _check_choice("advantage", self.advantage, ADVANTAGE_MODES)
         _check_choice("loss_aggregation", self.loss_aggregation, LOSS_AGGREGATIONS)
+        _check_choice("generation_backend", self.generation_backend, GENERATION_BACKENDS)
+        if self.tis_cap is not None and not self.tis_cap > 0:
+            raise ValueError(f"tis_cap must be > 0 (or none: off), got {self.tis_cap!r}")
         if not self.temperature > 0:
             raise ValueError(
                 f"temperature must be > 0 (a group of greedy samples is all equal), "
@@ -355,6 +371,7 @@ RESUMABLE_CHANGES: frozenset[str] = frozenset(
         "log_samples_every",
         "progress",
         "device",
+        "generation_backend",  # what samples, not what is trained
         "resume",
         "overwrite",
         "output_dir",  # where the folder is, not what the run does

@@ -40,6 +40,10 @@ class Group:
     """``(G,)`` advantages, computed once per update."""
     reference: list[torch.Tensor] | None = None
     """The reference policy's log-probs, when a KL term is on."""
+    old: list[torch.Tensor] | None = None
+    """The trainer's own log-probs of the samples before this update (recomputed without
+    grad), when another backend sampled them or truncated importance sampling is on; none:
+    the recorded ones (``Completion.logprobs``) stand for them."""
 
 
 @dataclass

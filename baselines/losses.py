@@ -5,7 +5,10 @@ For agent i and a group of G responses with advantages A_g, the paper's loss is
 (the prompt and padding never reach here). Options: ``token_mean`` averages the token terms of
 each response instead of summing them; ``clip_epsilon > 0`` replaces ``log pi`` by PPO's clipped
 importance ratio against the sampling policy; ``kl_beta > 0`` adds ``beta`` times the k3
-estimate of KL(pi || pi_ref), aggregated the same way.
+estimate of KL(pi || pi_ref), aggregated the same way; ``tis_cap`` multiplies each token's
+policy-gradient term by the truncated importance weight ``min(pi_old / q, tis_cap)`` (detached),
+where ``q`` is the sampler's probability (another engine's kernels, say) and ``pi_old`` the
+trainer's own before the update.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ def group_loss(
     clip_epsilon: float = 0.0,
     reference_logprobs: Sequence[torch.Tensor] | None = None,
     kl_beta: float = 0.0,
+    sampler_logprobs: Sequence[torch.Tensor] | None = None,
+    tis_cap: float | None = None,
 ) -> GroupLoss:
     """The loss of G responses of one agent to one prompt.
 
@@ -68,6 +73,8 @@ def group_loss(
         clip_epsilon: PPO clip range; 0 gives the plain policy gradient on ``log pi``.
         reference_logprobs: the reference policy's ``(T_g,)`` log-probs, for the KL term.
         kl_beta: weight of the KL term.
+        sampler_logprobs: the ``(T_g,)`` log-probs the sampler recorded; needed for TIS.
+        tis_cap: cap of the truncated importance weight ``exp(old - sampler)``; None: off.
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
@@ -75,6 +82,8 @@ def group_loss(
         raise ValueError(f"{len(logprobs)} responses but {advantages.shape[0]} advantages")
     if clip_epsilon > 0 and old_logprobs is None:
         raise ValueError("clipping needs old_logprobs (the sampling policy's log-probs)")
+    if tis_cap is not None and (old_logprobs is None or sampler_logprobs is None):
+        raise ValueError("tis_cap needs old_logprobs and sampler_logprobs")
     aggregate = AGGREGATIONS[aggregation]
     per_response, kl_sum, clipped, tokens = [], 0.0, 0, 0
     for g, new in enumerate(logprobs):
@@ -87,6 +96,9 @@ def group_loss(
             clipped += int(((ratio - bounded).abs() > 0).sum())
         else:
             terms = new * advantage  # (T_g,)
+        if tis_cap is not None:
+            assert old_logprobs is not None and sampler_logprobs is not None
+            terms = terms * _tis_weight(old_logprobs[g], sampler_logprobs[g], tis_cap, new)
         objective = aggregate(terms)
         if reference_logprobs is not None and kl_beta > 0:
             delta = reference_logprobs[g].to(new.device).detach() - new  # log(ref / pi)
@@ -102,3 +114,11 @@ def group_loss(
         clip_fraction=clipped / max(tokens, 1),
         tokens=tokens,
     )
+
+
+def _tis_weight(
+    old: torch.Tensor, sampler: torch.Tensor, cap: float, like: torch.Tensor
+) -> torch.Tensor:
+    """``(T_g,)`` detached weights ``min(exp(old - sampler), cap)`` on ``like``'s device."""
+    log_ratio = old.to(like.device).detach() - sampler.to(like.device).detach()
+    return torch.exp(log_ratio).clamp(max=cap)

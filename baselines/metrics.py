@@ -6,7 +6,10 @@
 - ``terms/{name}``: each reward term's mean; ``equal_reward_groups``: the fraction of groups
   whose returns are all equal (they teach nothing); ``advantage/...``;
 - ``kl`` (with a KL term), ``clip_fraction`` (with clipping), ``completion_tokens/{agent}``,
-  ``truncated/{agent}`` (the fraction that hit ``max_new_tokens``), ``tokens_per_second``.
+  ``truncated/{agent}`` (the fraction that hit ``max_new_tokens``), ``tokens_per_second``;
+- ``logprob_mismatch/mean`` and ``/max`` (when the groups hold the trainer's own old log-probs:
+  another backend sampled, or TIS is on): the sampler's recorded log-probs against the
+  trainer's recomputation on the same tokens.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from llm_marl.baselines.credit import Group
 from llm_marl.baselines.rollout import Joint, Node
 from llm_marl.baselines.update import LossStats
+from llm_marl.models.backends import logprob_mismatch
 
 __all__ = ["group_metrics", "reward_metrics"]
 
@@ -79,6 +83,10 @@ def group_metrics(
         metrics["kl"] = loss.kl_tokens / max(loss.tokens, 1)
     if clipping:
         metrics["clip_fraction"] = loss.clipped_tokens / max(loss.tokens, 1)
+    recomputed = [g for g in groups if g.old is not None]
+    if recomputed:
+        sampled = [c.logprobs for g in recomputed for c in g.completions]
+        metrics.update(logprob_mismatch(sampled, [o for g in recomputed for o in g.old or []]))
     lengths: dict[str, list[int]] = defaultdict(list)
     truncated: dict[str, list[bool]] = defaultdict(list)
     for group in groups:

@@ -30,6 +30,7 @@ from pettingzoo import ParallelEnv
 
 from llm_marl.env_protocol import observation_text, sandbox_failed, team_outcome
 from llm_marl.models import Completion, SamplingConfig, Team
+from llm_marl.models.backends import GenerationBackend
 
 __all__ = [
     "Joint",
@@ -136,19 +137,21 @@ def rollout_tree(
     sampling: SamplingConfig,
     settings: TreeSettings,
     stats: RolloutStats | None = None,
+    backend: GenerationBackend | None = None,
 ) -> Node:
     """Reset ``env`` with ``reset_kwargs`` and grow the scored tree of one task.
 
     Each level of the tree (every node of one turn) is sampled in one batched ``generate``
-    call. ``env`` itself is only reset; joint actions step deep copies of it.
+    call, by ``backend`` (default: the team's own ``generate``). ``env`` itself is only reset;
+    joint actions step deep copies of it.
     """
     observations, _ = env.reset(**reset_kwargs)
     root = _node(0, env, observations)
     level = [root]
     while level:
-        _sample(level, team, sampling, stats)
+        _sample(level, team, sampling, stats, backend)
         if settings.greedy_joint:
-            _sample_greedy(level, team, sampling, stats)
+            _sample_greedy(level, team, sampling, stats, backend)
         next_level: list[Node] = []
         for node in level:
             _score(node, settings)
@@ -167,27 +170,45 @@ def _node(turn: int, env: ParallelEnv[Any, Any, Any], observations: Mapping[str,
 
 
 def _sample(
-    level: Sequence[Node], team: Team, sampling: SamplingConfig, stats: RolloutStats | None
+    level: Sequence[Node],
+    team: Team,
+    sampling: SamplingConfig,
+    stats: RolloutStats | None,
+    backend: GenerationBackend | None,
 ) -> None:
-    for node, samples in zip(level, _generate(level, team, sampling, stats), strict=True):
-        node.samples = samples
+    samples = _generate(level, team, sampling, stats, backend)
+    for node, node_samples in zip(level, samples, strict=True):
+        node.samples = node_samples
 
 
 def _sample_greedy(
-    level: Sequence[Node], team: Team, sampling: SamplingConfig, stats: RolloutStats | None
+    level: Sequence[Node],
+    team: Team,
+    sampling: SamplingConfig,
+    stats: RolloutStats | None,
+    backend: GenerationBackend | None,
 ) -> None:
     greedy = replace(sampling, num_samples=1, temperature=0.0)
-    for node, answers in zip(level, _generate(level, team, greedy, stats), strict=True):
+    for node, answers in zip(level, _generate(level, team, greedy, stats, backend), strict=True):
         node.greedy_samples = {agent: group[0] for agent, group in answers.items()}
 
 
 def _generate(
-    level: Sequence[Node], team: Team, sampling: SamplingConfig, stats: RolloutStats | None
+    level: Sequence[Node],
+    team: Team,
+    sampling: SamplingConfig,
+    stats: RolloutStats | None,
+    backend: GenerationBackend | None,
 ) -> list[dict[str, list[Completion]]]:
     """Every live agent's completions at every node of ``level``, in one batched call."""
     requests = [(agent, node.prompts[agent]) for node in level for agent in node.agents]
     start = time.perf_counter()
-    groups = iter(team.generate(requests, sampling))
+    completions = (
+        team.generate(requests, sampling)
+        if backend is None
+        else backend.generate(team, requests, sampling)
+    )
+    groups = iter(completions)
     per_node = [{agent: next(groups) for agent in node.agents} for node in level]
     if stats is not None:
         stats.generation_seconds += time.perf_counter() - start

@@ -10,6 +10,14 @@ One update (:meth:`Trainer.train_step`) is five overridable stages:
 4. :meth:`~Trainer.optimizer_step`: every optimiser of :meth:`~Trainer.make_optimizers` steps;
 5. :meth:`~Trainer.step_metrics`: the step's metrics.
 
+Rollouts are sampled by the generation backend of ``config.generation_backend``
+(:mod:`llm_marl.models.backends`: the team's own HF ``generate``, or one vLLM engine), made on
+the first rollout, given the new weights after every update, and closed when training ends
+(:meth:`Trainer.close`). The loss always uses the team's own log-probs; with a backend other
+than ``hf`` the credit stage recomputes the samples' log-probs before the update (the "old"
+policy of ratios and truncated importance sampling) and ``logprob_mismatch/...`` says how far
+the sampler's recorded ones were.
+
 An algorithm is a subclass that states only where it differs: the env options it needs
 (:meth:`~Trainer.env_options`), how joint actions are formed (:attr:`~Trainer.joint_mode`), its
 estimator, and any extra models (:meth:`~Trainer.setup_extras`) with their optimisers and saved
@@ -83,12 +91,14 @@ from llm_marl.baselines.team_setup import (
 from llm_marl.baselines.update import (
     LossSettings,
     LossStats,
+    attach_old_logprobs,
     attach_reference,
     backpropagate,
     optimizer_step,
 )
 from llm_marl.env_protocol import TextParallelEnv, env_num_turns
 from llm_marl.models import SamplingConfig, Team
+from llm_marl.models.backends import GenerationBackend, make_backend
 from llm_marl.models.loading import progress_bars, resolve_device
 
 __all__ = ["TrainResult", "Trainer"]
@@ -123,6 +133,7 @@ class Trainer:
         env: ParallelEnv[Any, Any, Any] | None = None,
         eval_env: ParallelEnv[Any, Any, Any] | None = None,
         saved: Mapping[str, Any] | None = None,
+        backend: GenerationBackend | None = None,
     ) -> None:
         """Prepare a run (or resume one, with ``config.resume``); nothing on disk changes yet.
 
@@ -133,6 +144,9 @@ class Trainer:
             eval_env: the env of held-out evaluation; default: the same id, ``split="test"``.
             saved: the settings of the run's ``config.yaml`` when the caller has read them
                 already (the command line does); default: read here when resuming.
+            backend: an already started generation backend serving ``team`` (the caller
+                closes it); default: ``config.generation_backend``, started on the first
+                rollout and closed by :meth:`close` (which :meth:`train` calls at the end).
         """
         if not isinstance(config, self.config_class):
             raise TypeError(
@@ -166,6 +180,7 @@ class Trainer:
         check_agents(team, self.env)
         self.team = team
         self.horizon = env_num_turns(self.env, config.num_turns)
+        self._backend, self._owns_backend = backend, backend is None
         self.setup_extras()
         self.estimator = self.make_estimator()
         self.optimizers = self.make_optimizers()
@@ -190,6 +205,7 @@ class Trainer:
             clip_epsilon=config.clip_epsilon,
             kl_beta=config.kl_beta,
             logprob_batch_size=config.logprob_batch_size,
+            tis_cap=config.tis_cap,
         )
         if rng is not None:  # last: building the trainer drew random numbers
             restore_rng(rng)
@@ -331,13 +347,30 @@ class Trainer:
         complete checkpoint) and raises :class:`TrainingInterrupted`.
         """
         self.parallel.barrier()  # every process has checked the folder before any writes
-        if not self.parallel.is_main:
-            return self._follow()
         try:
-            with RunLock(self.run_dir, unchanged_since=self._folder_seen):
-                return self._train()
+            if not self.parallel.is_main:
+                return self._follow()
+            try:
+                with RunLock(self.run_dir, unchanged_since=self._folder_seen):
+                    return self._train()
+            finally:
+                self.parallel.barrier()  # the others read the finished run folder after this
         finally:
-            self.parallel.barrier()  # the others read the finished run folder after this
+            self.close()
+
+    @property
+    def backend(self) -> GenerationBackend:
+        """The generation backend of the rollouts (started on first use)."""
+        if self._backend is None:
+            self._backend = make_backend(self.config.generation_backend, self.team)
+        return self._backend
+
+    def close(self) -> None:
+        """Close the generation backend this trainer started (a vLLM engine, say); a later
+        rollout starts a new one."""
+        if self._owns_backend and self._backend is not None:
+            self._backend.close()
+            self._backend = None
 
     def _stop_agreed(self, stop: StopRequest) -> bool:
         """True when any process was asked to stop (every process then stops here)."""
@@ -431,6 +464,7 @@ class Trainer:
                 loss.add(self.loss(task, scale))
             self.parallel.sum_gradients(self.optimizers)
             norms = self.optimizer_step()
+        self.backend.sync(self.team)  # the next rollout samples with the new weights
         loss.scale(1 / self.config.inner_epochs)
         self.step += 1
         self.position += self.config.tasks_per_step
@@ -458,16 +492,22 @@ class Trainer:
             with seeded_sampling(self.order.sample_seed(position)):
                 reset = self.order.reset_kwargs(position)
                 trees.append(
-                    rollout_tree(self.env, reset, self.team, self.sampling, self.tree, stats)
+                    rollout_tree(
+                        self.env, reset, self.team, self.sampling, self.tree, stats, self.backend
+                    )
                 )
         return trees, stats
 
     def credit(self, trees: list[Node]) -> list[Credit]:
-        """Stage 2: returns and advantages of every tree (and reference log-probs for KL)."""
+        """Stage 2: returns and advantages of every tree (reference log-probs for KL, and the
+        team's own log-probs before the update when another backend sampled or TIS is on)."""
         credits = [self.estimator.assign(tree) for tree in trees]
-        if self.config.kl_beta > 0:
-            for task in credits:
+        recompute = self.backend.name != "hf" or self.config.tis_cap is not None
+        for task in credits:
+            if self.config.kl_beta > 0:
                 attach_reference(self.team, task.groups, self.config.logprob_batch_size)
+            if recompute:
+                attach_old_logprobs(self.team, task.groups, self.config.logprob_batch_size)
         return credits
 
     def loss(self, task: Credit, scale: float) -> LossStats:

@@ -23,6 +23,7 @@ __all__ = [
     "Group",
     "LossSettings",
     "LossStats",
+    "attach_old_logprobs",
     "attach_reference",
     "backpropagate",
     "optimizer_step",
@@ -41,6 +42,8 @@ class LossSettings:
     """Weight of the KL penalty to the reference policy; 0: off."""
     logprob_batch_size: int | None = None
     """Most responses in one forward pass; None: all of a task at once."""
+    tis_cap: float | None = None
+    """Cap of the truncated importance weight (trainer's old over sampler's); None: off."""
 
 
 @dataclass
@@ -77,6 +80,16 @@ def attach_reference(team: Team, groups: Sequence[Group], batch_size: int | None
         group.reference = [next(reference) for _ in group.completions]
 
 
+def attach_old_logprobs(team: Team, groups: Sequence[Group], batch_size: int | None) -> None:
+    """The trainer's own log-probs of every group's samples before the update (one batched
+    pass without grad), for ratios and TIS when another backend sampled them."""
+    flat = [c for g in groups for c in g.completions]
+    with torch.no_grad():
+        old = iter(team.logprobs(flat, batch_size=batch_size))
+    for group in groups:
+        group.old = [next(old).detach() for _ in group.completions]
+
+
 def backpropagate(
     team: Team, groups: Sequence[Group], settings: LossSettings, scale: float
 ) -> LossStats:
@@ -87,14 +100,17 @@ def backpropagate(
     stats = LossStats()
     for group in groups:
         logprobs = [next(current) for _ in group.completions]
+        sampled = [c.logprobs for c in group.completions]
         result = group_loss(
             logprobs,
             group.advantages.to(logprobs[0].device),
             aggregation=settings.aggregation,
-            old_logprobs=[c.logprobs for c in group.completions],
+            old_logprobs=group.old if group.old is not None else sampled,
             clip_epsilon=settings.clip_epsilon,
             reference_logprobs=group.reference,
             kl_beta=settings.kl_beta,
+            sampler_logprobs=sampled,
+            tis_cap=settings.tis_cap,
         )
         per_agent[group.agent].append(result.loss)
         stats.kl_tokens += result.kl * result.tokens

@@ -14,6 +14,13 @@ GPU it would not see device memory).
 Usage: ``python benchmarks/generation.py [--quick]``. Prints one JSON object on its last line:
 ``{"batched_tok_s": ..., "sequential_tok_s": ..., "speedup": ..., "team_lora_peak_mb": ...,
 "two_models_peak_mb": ..., "memory_ratio": ...}`` plus the settings used.
+
+vLLM against HF (``--vllm``, where vLLM is installed: ``.venv-vllm`` of ``make test-vllm`` has
+both): the same 2-agent LoRA team samples the same requests (long prompts, about 285 tokens
+each) with the HF backend (one batched ``generate``) and the vLLM backend (one engine, one LoRA
+adapter per agent, one ``generate`` call); the engine's start-up is not timed. Prints
+``{"hf_tok_s": ..., "vllm_tok_s": ..., "vllm_speedup": ...}`` plus the settings;
+``--vllm-dtype bfloat16`` runs the engine in bfloat16 (HF stays float32).
 """
 
 from __future__ import annotations
@@ -97,13 +104,67 @@ def throughput(rounds: int, new_tokens: int, samples: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
+#: A long prompt (about 285 tokens with the chat template) for the vLLM comparison.
+LONG_CONTEXT = (
+    "Two developers share one repository. One writes helper functions, the other writes the "
+    "entry point that calls them. They agree on names and types first, write small tests for "
+    "each helper, run the tests before every commit, and review each other's changes. When a "
+    "test fails they read the error, find the smallest change that fixes it, and add a test "
+    "that would have caught it. "
+) * 3
+
+
+def vllm_comparison(rounds: int, new_tokens: int, samples: int, dtype: str) -> dict[str, float]:
+    """Median tokens per second of the HF and the vLLM backend on the same requests."""
+    import torch
+
+    from llm_marl.models import SamplingConfig, load_policy
+    from llm_marl.models.backends import HFBackend
+    from llm_marl.models.vllm_backend import VLLMBackend
+
+    torch.manual_seed(0)
+    team = load_policy("embedded", agents=list(AGENTS))
+    config = SamplingConfig(num_samples=samples, max_new_tokens=new_tokens, temperature=0.8)
+    requests = [(a, LONG_CONTEXT + PROMPTS[a]) for a in AGENTS]
+    backends = {"hf": HFBackend(), "vllm": VLLMBackend(team, dtype=dtype, max_model_len=1024)}
+    rates: dict[str, list[float]] = {"hf": [], "vllm": []}
+    for backend in backends.values():
+        backend.generate(team, requests, config)  # warm-up
+    for round_index in range(rounds):
+        for name, backend in backends.items():
+            torch.manual_seed(round_index)
+            start = time.perf_counter()
+            groups = backend.generate(team, requests, config)
+            tokens = sum(c.num_tokens for group in groups for c in group)
+            rates[name].append(tokens / (time.perf_counter() - start))
+    prompt_tokens = [int(g[0].prompt_ids.shape[0]) for g in team.generate(requests, config)]
+    backends["vllm"].close()
+    return {
+        "hf_tok_s": round(statistics.median(rates["hf"]), 1),
+        "vllm_tok_s": round(statistics.median(rates["vllm"]), 1),
+        "vllm_speedup": round(statistics.median(rates["vllm"]) / statistics.median(rates["hf"]), 2),
+        "prompt_tokens": statistics.mean(prompt_tokens),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter completions")
     parser.add_argument("--memory-probe", choices=("lora", "separate"), help=argparse.SUPPRESS)
     parser.add_argument("--new-tokens", type=int, default=None, help="max new tokens per sample")
+    parser.add_argument("--vllm", action="store_true", help="HF against vLLM (needs vllm)")
+    parser.add_argument("--vllm-dtype", default="float32", help="the vLLM engine's dtype")
+    parser.add_argument("--samples", type=int, default=None, help="samples per agent")
     args = parser.parse_args()
     new_tokens = args.new_tokens or (24 if args.quick else 64)
+    if args.vllm:
+        samples = args.samples or 8
+        rounds = 2 if args.quick else 3
+        figures = vllm_comparison(rounds, new_tokens, samples, args.vllm_dtype)
+        settings = {"agents": len(AGENTS), "samples_per_agent": samples, "rounds": rounds}
+        settings.update(max_new_tokens=new_tokens, vllm_dtype=args.vllm_dtype, hf_dtype="float32")
+        print(json.dumps({**figures, **settings}))
+        return
     if args.memory_probe:
         print(json.dumps(memory_probe(args.memory_probe, new_tokens)))
         return

@@ -1,4 +1,5 @@
-"""Shared fixtures: small text builders, a broken sandbox, a live OpenAI-compatible server."""
+"""Shared fixtures: small text builders, a broken sandbox, a live OpenAI-compatible server,
+one vLLM engine for the ``vllm`` tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from serving import serve_tiny_model
@@ -47,3 +49,26 @@ def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     pytest.importorskip("fastapi")  # transformers serve needs transformers[serving]
     with serve_tiny_model(tmp_path_factory.mktemp("tiny-model")) as server:
         yield server
+
+
+#: The agents of the vLLM engine's team: those of the trainer tests' toy env (``digits_v0``).
+VLLM_AGENTS = ("left_0", "right_1")
+
+
+@pytest.fixture(scope="session")
+def vllm_engine() -> Iterator[tuple[Any, Any]]:
+    """``(team, backend)``: a 2-agent LoRA team on the embedded model and a float32 vLLM
+    engine serving it (CPU defaults: 1 GiB KV cache, eager), started once per session (engine
+    start-up is most of the ``vllm`` tests' time). Tests may change the team's adapters and
+    must sync the backend after doing so."""
+    pytest.importorskip("vllm")
+    import torch
+
+    from llm_marl.models import load_policy
+    from llm_marl.models.vllm_backend import VLLMBackend
+
+    torch.manual_seed(0)
+    team = load_policy("embedded", agents=list(VLLM_AGENTS))
+    backend = VLLMBackend(team, max_model_len=512)
+    yield team, backend
+    backend.close()

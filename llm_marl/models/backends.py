@@ -14,10 +14,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
+import torch
+
 from llm_marl.models.sampling import Completion, SamplingConfig
 from llm_marl.models.team import Team
 
-__all__ = ["BACKENDS", "GenerationBackend", "HFBackend", "make_backend"]
+__all__ = ["BACKENDS", "GenerationBackend", "HFBackend", "logprob_mismatch", "make_backend"]
 
 
 class GenerationBackend(ABC):
@@ -67,3 +69,22 @@ def make_backend(name: str, team: Team) -> GenerationBackend:
 
         return VLLMBackend(team)
     raise ValueError(f"unknown generation backend {name!r}; choose one of {list(BACKENDS)}")
+
+
+def logprob_mismatch(
+    sampled: Sequence[torch.Tensor], recomputed: Sequence[torch.Tensor]
+) -> dict[str, float]:
+    """Mean and max absolute difference between the sampler's and the trainer's log-probs."""
+    diffs = torch.cat(
+        [torch.zeros(0)]
+        + [
+            (a.float().cpu() - b.detach().float().cpu()).abs()
+            for a, b in zip(sampled, recomputed, strict=True)
+        ]
+    )
+    if diffs.numel() == 0:
+        return {"logprob_mismatch/mean": 0.0, "logprob_mismatch/max": 0.0}
+    return {
+        "logprob_mismatch/mean": float(diffs.mean()),
+        "logprob_mismatch/max": float(diffs.max()),
+    }

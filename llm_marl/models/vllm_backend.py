@@ -1,9 +1,12 @@
-"""vLLM generation for a LoRA team: one engine over the base model, one adapter per agent.
+"""vLLM generation for a team: one engine over the base model, one LoRA adapter per agent.
 
 Every agent's rows go into one ``LLM.generate`` call, each row with its agent's
 ``LoRARequest``. :meth:`VLLMBackend.sync` writes the team's current adapters to a new folder
 and registers them under new ids (vLLM keeps serving an adapter's old weights while its id is
-cached, so a new version needs a new id). Log-probs come back from vLLM at the sampling
+cached, so a new version needs a new id). A single fully fine-tuned model (a one-agent
+:class:`~llm_marl.models.SeparateTeam` without LoRA, as GRPO trains) is served without
+adapters: ``sync`` writes its weights and the engine's workers reload them in place
+(``reload_weights``). Log-probs come back from vLLM at the sampling
 temperature (``logprobs_mode="processed_logprobs"``); they are from another kernel than the
 trainer's, so trainers recompute log-probs for the loss and compare
 (:func:`logprob_mismatch`).
@@ -15,6 +18,8 @@ start an engine need an ``if __name__ == "__main__":`` guard (vLLM spawns worker
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,18 +27,19 @@ from typing import Any
 
 import torch
 
-from llm_marl.models.backends import GenerationBackend
+from llm_marl.models.backends import GenerationBackend, logprob_mismatch
 from llm_marl.models.embedded import embedded_model_dir
 from llm_marl.models.generation import decode_text, format_prompt
 from llm_marl.models.loading import EMBEDDED
 from llm_marl.models.sampling import Completion, FinishReason, SamplingConfig
-from llm_marl.models.team import LoRATeam, Team
+from llm_marl.models.team import LoRATeam, SeparateTeam, Team
 
 __all__ = ["VLLMBackend", "logprob_mismatch"]
 
 
 class VLLMBackend(GenerationBackend):
-    """One vLLM engine on the team's base model; every agent through its own LoRA adapter."""
+    """One vLLM engine on the team's base model; every agent through its own LoRA adapter,
+    or a single fully fine-tuned model whose weights are reloaded in place."""
 
     name = "vllm"
 
@@ -46,45 +52,71 @@ class VLLMBackend(GenerationBackend):
         seed: int = 0,
         engine_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        """Start the engine for ``team`` (a :class:`LoRATeam` whose base is on disk or a hub
-        id) and register its current adapters. ``engine_kwargs`` go to ``vllm.LLM``."""
+        """Start the engine for ``team`` and give it the team's current weights.
+
+        ``team`` is a :class:`LoRATeam` (its base on disk or a hub id) or a one-agent
+        :class:`SeparateTeam` trained fully. ``engine_kwargs`` go to ``vllm.LLM`` and win over
+        the defaults: on CPU a 1 GiB KV cache (``kv_cache_memory_bytes``; vLLM's own default
+        reserves most of the RAM and refuses to start when other jobs hold some) and
+        ``enforce_eager``; on GPU ``gpu_memory_utilization=0.5`` (the trainer shares the GPU).
+        On CPU the engine's OpenMP threads use every core this process may run on
+        (``VLLM_CPU_OMP_THREADS_BIND``, when not set already; vLLM's own choice binds fewer).
+        """
         from vllm import LLM
 
-        if not isinstance(team, LoRATeam):
-            raise TypeError(
-                f"the vLLM backend serves a LoRA team (one base, one adapter per agent), got "
-                f"{type(team).__name__}; load the team with LoRA, or use the hf backend"
-            )
+        self._lora = _check_team(team)
         self.team = team
         self._folder = tempfile.TemporaryDirectory(prefix="llm-marl-vllm-")
         self._ids = itertools.count(1)
         self._version = 0
-        self.llm = LLM(
-            model=_base_path(team.source),
-            dtype=dtype,
-            enable_lora=True,
-            max_lora_rank=max(16, team.lora.r),
-            max_loras=len(team.agents),
-            max_model_len=max_model_len,
-            seed=seed,
-            logprobs_mode="processed_logprobs",
-            **(engine_kwargs or {}),
-        )
+        settings: dict[str, Any] = {
+            "model": _base_path(team.source),
+            "dtype": dtype,
+            "max_model_len": max_model_len,
+            "seed": seed,
+            "logprobs_mode": "processed_logprobs",
+            **_device_defaults(),
+        }
+        if self._lora:
+            assert isinstance(team, LoRATeam)
+            settings.update(
+                enable_lora=True, max_lora_rank=max(16, team.lora.r), max_loras=len(team.agents)
+            )
+        self.llm = LLM(**{**settings, **(engine_kwargs or {})})
         self._requests: dict[str, Any] = {}
         self.sync(team)
 
     def sync(self, team: Team) -> None:
-        """Write ``team``'s adapters to a new version folder and serve them under new ids."""
+        """Serve ``team``'s current weights: its adapters, written to a new version folder and
+        registered under new ids (vLLM keeps serving a cached id's old weights), or its full
+        weights, written to disk and reloaded into the engine in place."""
+        self._version += 1
+        folder = Path(self._folder.name) / f"v{self._version}"
+        if self._lora:
+            self._sync_adapters(team, folder)
+        else:
+            self._sync_full(team, folder)
+        stale = Path(self._folder.name) / f"v{self._version - 1}"
+        shutil.rmtree(stale, ignore_errors=True)  # no request names the old version any more
+
+    def _sync_adapters(self, team: Team, folder: Path) -> None:
         from vllm.lora.request import LoRARequest
 
         assert isinstance(team, LoRATeam)
-        self._version += 1
-        folder = Path(self._folder.name) / f"v{self._version}"
         team.model.save_pretrained(str(folder), selected_adapters=list(team.agents))
         self._requests = {
             agent: LoRARequest(f"{agent}-v{self._version}", next(self._ids), str(folder / agent))
             for agent in team.agents
         }
+
+    def _sync_full(self, team: Team, folder: Path) -> None:
+        assert isinstance(team, SeparateTeam)
+        (agent,) = team.agents
+        team.models[agent].save_pretrained(str(folder))
+        # The worker's in-place reload (vllm/v1/worker/gpu_worker.py Worker.reload_weights,
+        # which CPUWorker inherits): the same parameters take the new values.
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(folder)})
+        self.llm.reset_prefix_cache()  # cached prompt blocks hold the old weights' keys
 
     def generate(
         self, team: Team, requests: Sequence[tuple[str, str]], config: SamplingConfig
@@ -110,7 +142,7 @@ class VLLMBackend(GenerationBackend):
         outputs = self.llm.generate(
             [{"prompt_token_ids": ids} for ids in prompt_ids],
             params,
-            lora_request=[self._requests[agent] for agent, _ in requests],
+            lora_request=[self._requests[agent] for agent, _ in requests] if self._lora else None,
             use_tqdm=False,
         )
         return [
@@ -122,27 +154,12 @@ class VLLMBackend(GenerationBackend):
         ]
 
     def close(self) -> None:
-        """Drop the engine and the adapter folders."""
-        del self.llm
+        """Shut the engine down and delete the weight folders."""
+        engine = getattr(self, "llm", None)
+        if engine is not None:
+            engine.llm_engine.engine_core.shutdown()
+            del self.llm
         self._folder.cleanup()
-
-
-def logprob_mismatch(
-    sampled: Sequence[torch.Tensor], recomputed: Sequence[torch.Tensor]
-) -> dict[str, float]:
-    """Mean and max absolute difference between the sampler's and the trainer's log-probs."""
-    diffs = torch.cat(
-        [
-            (a.float().cpu() - b.detach().float().cpu()).abs()
-            for a, b in zip(sampled, recomputed, strict=True)
-        ]
-    )
-    if diffs.numel() == 0:
-        return {"logprob_mismatch/mean": 0.0, "logprob_mismatch/max": 0.0}
-    return {
-        "logprob_mismatch/mean": float(diffs.mean()),
-        "logprob_mismatch/max": float(diffs.max()),
-    }
 
 
 def _completion(
@@ -175,6 +192,32 @@ def _completion(
         finish,
         temperature=config.logprob_temperature,
     )
+
+
+def _check_team(team: Team) -> bool:
+    """True for a LoRA team, False for a one-agent fully trained one; refuse the others."""
+    if isinstance(team, LoRATeam):
+        return True
+    if isinstance(team, SeparateTeam) and team.lora is None and len(team.agents) == 1:
+        return False
+    raise TypeError(
+        f"the vLLM backend serves a LoRA team (one base, one adapter per agent) or a single "
+        f"fully fine-tuned model, got {type(team).__name__} with agents {list(team.agents)}"
+        f"{' and LoRA' if isinstance(team, SeparateTeam) and team.lora else ''}; load the team "
+        "with LoRA on one shared base, or use the hf backend"
+    )
+
+
+def _device_defaults() -> dict[str, Any]:
+    """Engine settings for this machine (see :class:`VLLMBackend`); on CPU also the OpenMP
+    binding of the engine's threads."""
+    if torch.cuda.is_available():
+        return {"gpu_memory_utilization": 0.5}
+    cores = sorted(os.sched_getaffinity(0))
+    contiguous = cores == list(range(cores[0], cores[-1] + 1))
+    bind = f"{cores[0]}-{cores[-1]}" if contiguous else ",".join(map(str, cores))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", bind)
+    return {"kv_cache_memory_bytes": 1 << 30, "enforce_eager": True}
 
 
 def _base_path(source: str) -> str:

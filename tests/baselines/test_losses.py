@@ -77,3 +77,25 @@ def test_bad_input_is_refused() -> None:
         group_loss([_leaf([0.0]), _leaf([0.0])], torch.tensor([1.0]))
     with pytest.raises(ValueError, match="clipping needs old_logprobs"):
         group_loss([_leaf([0.0])], torch.tensor([1.0]), clip_epsilon=0.2)
+
+
+def test_tis_weights_each_token_term_by_the_capped_ratio() -> None:
+    """Truncated importance sampling: each token's term times min(exp(old - sampler), cap),
+    detached; weights of 1 (old == sampler) give the plain loss."""
+    new = _leaf([-1.0, -2.0])
+    old = [torch.tensor([-1.0, -2.0])]
+    sampler = [torch.tensor([-1.0 - math.log(0.5), -2.0 - math.log(4.0)])]  # ratios 0.5, 4
+    out = group_loss(
+        [new], torch.tensor([1.0]), old_logprobs=old, sampler_logprobs=sampler, tis_cap=2.0
+    )
+    assert out.loss.item() == pytest.approx(-(0.5 * -1.0 + 2.0 * -2.0))
+    out.loss.backward()
+    assert new.grad is not None
+    assert torch.allclose(new.grad, torch.tensor([-0.5, -2.0]))  # the weights, no grad of theirs
+    plain, same = _leaf([-1.0, -2.0]), _leaf([-1.0, -2.0])
+    ones = group_loss(
+        [same], torch.tensor([1.0]), old_logprobs=old, sampler_logprobs=old, tis_cap=2.0
+    )
+    assert ones.loss.item() == group_loss([plain], torch.tensor([1.0])).loss.item()
+    with pytest.raises(ValueError, match="tis_cap needs"):
+        group_loss([new], torch.tensor([1.0]), tis_cap=2.0)

@@ -1,0 +1,71 @@
+"""The trainers sample through their generation backend: synced after every update, closed at
+the end of training; TIS and the log-prob mismatch metric (here on the hf backend, whose
+samples are the team's own; ``test_vllm_training`` runs vLLM for real)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from llm_marl.baselines import MAGRPOConfig, MAGRPOTrainer
+from llm_marl.baselines.cli import build_train_parser
+from llm_marl.baselines.config import GENERATION_BACKENDS
+from llm_marl.models import Completion, SamplingConfig, Team, load_policy
+from llm_marl.models.backends import BACKENDS, HFBackend
+
+
+class CountingBackend(HFBackend):
+    """The hf backend, counting what the trainer asks of it."""
+
+    def __init__(self) -> None:
+        self.calls = {"generate": 0, "sync": 0, "close": 0}
+
+    def generate(
+        self, team: Team, requests: Sequence[tuple[str, str]], config: SamplingConfig
+    ) -> list[list[Completion]]:
+        self.calls["generate"] += 1
+        return super().generate(team, requests, config)
+
+    def sync(self, team: Team) -> None:
+        self.calls["sync"] += 1
+
+    def close(self) -> None:
+        self.calls["close"] += 1
+
+
+def test_the_config_names_the_backends_of_the_models_package() -> None:
+    assert GENERATION_BACKENDS == BACKENDS
+    with pytest.raises(ValueError, match="generation_backend must be one of"):
+        MAGRPOConfig(generation_backend="jax")
+    with pytest.raises(ValueError, match="tis_cap must be > 0"):
+        MAGRPOConfig(tis_cap=0.0)
+    parser = build_train_parser(MAGRPOConfig)
+    args = parser.parse_args(["--generation-backend", "vllm", "--tis-cap", "2"])
+    assert args.generation_backend == "vllm" and args.tis_cap == 2.0
+
+
+def test_every_update_syncs_the_backend_and_a_given_one_stays_open(
+    fast: dict[str, Any],
+) -> None:
+    config = MAGRPOConfig(**fast, num_steps=2, checkpoint_every=0)
+    backend = CountingBackend()
+    trainer = MAGRPOTrainer(config, team=load_policy("tiny", agents=["left_0", "right_1"]))
+    trainer._backend = backend  # as if the trainer had started it: train() closes it
+    trainer._owns_backend = True
+    trainer.train()
+    assert backend.calls == {"generate": 2, "sync": 2, "close": 1}
+    given = CountingBackend()
+    config = MAGRPOConfig(**fast, num_steps=1, run_name="given")
+    team = load_policy("tiny", agents=["left_0", "right_1"])
+    MAGRPOTrainer(config, team=team, backend=given).train()
+    assert given.calls == {"generate": 1, "sync": 1, "close": 0}  # the caller closes it
+
+
+def test_the_hf_backend_logs_no_mismatch_and_tis_logs_it(fast: dict[str, Any]) -> None:
+    plain, _ = MAGRPOTrainer(MAGRPOConfig(**fast, num_steps=1)).train_step()
+    assert not any(k.startswith("logprob_mismatch") for k in plain)
+    config = MAGRPOConfig(**fast, num_steps=1, tis_cap=2.0, run_name="tis")
+    metrics, _ = MAGRPOTrainer(config).train_step()
+    assert 0 <= metrics["logprob_mismatch/mean"] <= metrics["logprob_mismatch/max"] < 1e-4
