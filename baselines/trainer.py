@@ -362,7 +362,9 @@ class Trainer:
     def backend(self) -> GenerationBackend:
         """The generation backend of the rollouts (started on first use)."""
         if self._backend is None:
-            self._backend = make_backend(self.config.generation_backend, self.team)
+            self._backend = make_backend(
+                self.config.generation_backend, self.team, dtype=self.config.generation_dtype
+            )
         return self._backend
 
     def close(self) -> None:

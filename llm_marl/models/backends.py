@@ -60,14 +60,15 @@ class HFBackend(GenerationBackend):
 BACKENDS = ("hf", "vllm")
 
 
-def make_backend(name: str, team: Team) -> GenerationBackend:
-    """The backend called ``name`` for ``team`` (``"hf"`` or ``"vllm"``)."""
+def make_backend(name: str, team: Team, *, dtype: str = "float32") -> GenerationBackend:
+    """The backend called ``name`` for ``team`` (``"hf"`` or ``"vllm"``); ``dtype`` is the
+    vLLM engine's (the hf backend samples with the team's own weights)."""
     if name == "hf":
         return HFBackend()
     if name == "vllm":
         from llm_marl.models.vllm_backend import VLLMBackend
 
-        return VLLMBackend(team)
+        return VLLMBackend(team, dtype=dtype)
     raise ValueError(f"unknown generation backend {name!r}; choose one of {list(BACKENDS)}")
 
 

@@ -41,9 +41,16 @@ def test_the_config_names_the_backends_of_the_models_package() -> None:
         MAGRPOConfig(generation_backend="jax")
     with pytest.raises(ValueError, match="tis_cap must be > 0"):
         MAGRPOConfig(tis_cap=0.0)
+    with pytest.raises(ValueError, match="generation_dtype must be one of"):
+        MAGRPOConfig(generation_backend="vllm", generation_dtype="int4")
+    with pytest.raises(ValueError, match="use it with generation_backend: vllm"):
+        MAGRPOConfig(generation_dtype="bfloat16")
     parser = build_train_parser(MAGRPOConfig)
-    args = parser.parse_args(["--generation-backend", "vllm", "--tis-cap", "2"])
+    args = parser.parse_args(
+        ["--generation-backend", "vllm", "--tis-cap", "2", "--generation-dtype", "bfloat16"]
+    )
     assert args.generation_backend == "vllm" and args.tis_cap == 2.0
+    assert args.generation_dtype == "bfloat16"
 
 
 def test_every_update_syncs_the_backend_and_a_given_one_stays_open(
