@@ -191,8 +191,8 @@ def resolve_train_args(
             f"; {unknown[0]} is a setting of {owner}" if owner else did_you_mean(unknown[0], names)
         )
         raise ValueError(
-            f"{known.config}: unknown settings {unknown} for {algo}{hint}; known ones: "
-            f"{sorted(names)}"
+            f"{known.config}: unknown settings {unknown} for {algo}{hint} (known ones: "
+            f"{sorted(names)})"
         )
     hints = typing.get_type_hints(config_class)
     values = {k: _from_text(k, v, hints[k], known.config) for k, v in from_file.items()}

@@ -169,7 +169,8 @@ def team_folder(path: str | Path) -> Path:
         if newest is not None:
             return newest / TEAM_DIR
         raise ValueError(f"{root} is a run folder without an intact checkpoint to evaluate")
+    what = "holds no saved team" if root.exists() else "does not exist"
     raise ValueError(
-        f"{root} holds no saved team: give a run folder, one of its checkpoints "
+        f"{root} {what}: give a run folder, one of its checkpoints "
         "(runs/NAME/checkpoints/step-N) or a folder written by Team.save_pretrained"
     )

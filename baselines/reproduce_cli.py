@@ -6,7 +6,8 @@ Examples::
     llm-marl reproduce --table coding --seeds 5          # the paper's scale, for a GPU
     llm-marl reproduce --config my_table.yaml --methods parallel,magrpo,my_algo
 
-A killed run started again with the same command keeps its finished cells. ``--compare DIR``
+A killed run started again with the same command keeps its finished cells; Ctrl-C stops the
+run (a trainer after its current step, with a checkpoint) with exit status 130. ``--compare DIR``
 checks every number of the new table against the intervals of a committed one (``--quick``
 compares with ``baselines/results/<table>-quick`` by default).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,9 @@ PROG = "llm-marl reproduce"
 TIMINGS: tuple[str, ...] = ("latency_s",)
 #: Where the committed ``--quick`` results live in the source tree.
 COMMITTED = Path(__file__).resolve().parent / "results"
+#: Settings a run may change (``--methods``, ``--seeds``) and still be compared with the
+#: committed table, on the methods both have.
+SUBSET_SETTINGS = frozenset({"methods", "seeds"})
 
 
 def build_reproduce_parser() -> CLIParser:
@@ -65,7 +70,8 @@ def build_reproduce_parser() -> CLIParser:
 
 def reproduce_main(argv: Sequence[str]) -> int:
     """Run ``llm-marl reproduce``; setting errors are one line with exit status 2; exit
-    status 1 when ``--compare`` finds a number outside its committed interval."""
+    status 1 when ``--compare`` finds a number outside its committed interval; 130 after
+    Ctrl-C (a trainer first finishes its step and checkpoint; the finished cells are kept)."""
     args = build_reproduce_parser().parse_args(argv)
     if (args.table is None) == (args.config is None):
         return report(PROG, "give --table writing|coding, or --config FILE (not both)")
@@ -82,6 +88,14 @@ def reproduce_main(argv: Sequence[str]) -> int:
             written = _write(results, cells, config, path)
         except (ValueError, TypeError, OSError, KeyError, ImportError) as error:
             return report(PROG, _message(error))
+        except KeyboardInterrupt:  # Ctrl-C: in a trainer, after its step and checkpoint
+            kept = len(list((results / "cells").rglob("*.json")))
+            print(
+                f"\n{PROG}: stopped by Ctrl-C; {kept} finished cells are kept in {results} "
+                "(the same command goes on from there)",
+                file=sys.stderr,
+            )
+            return 130
     print((results / "table.md").read_text(encoding="utf-8"))
     for label, file in written.items():
         print(f"{label}: {file}")
@@ -91,12 +105,19 @@ def reproduce_main(argv: Sequence[str]) -> int:
             print(f"no committed table to compare with in {compare}")
             return 0
         changed = [] if args.compare else _changed_settings(Path(compare), config)
-        if changed:
+        subset = set(changed) <= SUBSET_SETTINGS
+        if changed and not subset:
             print(
-                f"not compared with {compare}: its table has other settings ({', '.join(changed)})"
+                f"not compared with {compare}: its table has other settings "
+                f"({', '.join(changed)}); give --compare {compare} to compare anyway"
             )
             return 0
-        outside = compare_tables(results / "table.json", Path(compare) / "table.json")
+        if changed:
+            shown = ", ".join(changed)
+            print(f"comparing the methods both tables have with {compare} ({shown} differ)")
+        outside = compare_tables(
+            results / "table.json", Path(compare) / "table.json", shared_only=bool(changed)
+        )
         if outside:
             print(f"{len(outside)} numbers fall outside the intervals of {compare}:")
             for line in outside:
@@ -120,7 +141,7 @@ def _write(results: Path, cells: list[dict[str, Any]], config: TableConfig, path
         config={**asdict(config), "config_file": shown_path(path)},
         data_files=_data_files(config),
         model_dir=_model_dir(config.model),
-        labels={"machine": config.machine, "split": "test"},
+        labels={"machine": config.machine, "split": "test"},  # "": the detected machine
     )
 
 
@@ -161,18 +182,21 @@ def _model_dir(model: str) -> Path | None:
     return path if path.is_dir() else None
 
 
-def compare_tables(new: Path, committed: Path) -> list[str]:
+def compare_tables(new: Path, committed: Path, *, shared_only: bool = False) -> list[str]:
     """Each number of ``new``'s table outside the interval its cell has in ``committed``.
 
     Both files are ``table.json`` of a results folder; every (method, metric) mean of the new
     table is checked against the committed ``[low, high]`` (a committed cell without an
     interval, one seed, must be matched to 1e-9). Timings (:data:`TIMINGS`) follow the
-    machine's load, not the method, and are not compared.
+    machine's load, not the method, and are not compared. ``shared_only``: only the methods
+    both tables have (a ``--methods`` subset); otherwise a committed method the new table
+    lacks is reported.
     """
     new_rows = _rows(new)
+    new_methods = {method for method, _ in new_rows}
     outside = []
     for (method, metric), entry in _rows(committed).items():
-        if metric in TIMINGS:
+        if metric in TIMINGS or (shared_only and method not in new_methods):
             continue
         if (method, metric) not in new_rows:
             outside.append(f"{method} {metric}: missing from the new table")

@@ -61,6 +61,8 @@ class _Cells:
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start
+        if trainer.stop_requested:  # Ctrl-C in the last step: the run finished, the table stops
+            raise KeyboardInterrupt
         protocol = "single" if trainer.env_options().get("single_agent") else "parallel"
         env = protocol_env(
             self.config.env,

@@ -181,6 +181,9 @@ class Trainer:
         self.team = team
         self.horizon = env_num_turns(self.env, config.num_turns)
         self._backend, self._owns_backend = backend, backend is None
+        #: Set when a Ctrl-C came during :meth:`train`, even one during the last step (the run
+        #: then finished): a caller running several jobs (``llm-marl reproduce``) stops too.
+        self.stop_requested = False
         self.setup_extras()
         self.estimator = self.make_estimator()
         self.optimizers = self.make_optimizers()
@@ -437,6 +440,7 @@ class Trainer:
             finally:
                 bar.close()
                 log.close()
+            self.stop_requested = stop.requested or cut
             done = self.step > 0 and not cut
             if done and (checkpoint is None or checkpoint.name != checkpoint_name(self.step)):
                 checkpoint = self.save_checkpoint()

@@ -117,8 +117,7 @@ def spec(env_id: str) -> EnvSpec:
 
         raise KeyError(
             f"no env registered as {env_id!r}{did_you_mean(env_id, _REGISTRY.specs)} "
-            f"Registered: {list_envs()}; an env of your "
-            "own: 'package.module:factory'"
+            f"(registered: {list_envs()}; an env of your own: 'package.module:factory')"
         )
     return _REGISTRY.specs[env_id]
 

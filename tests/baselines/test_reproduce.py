@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from toy_env import parallel_env
@@ -90,6 +92,12 @@ def test_compare_finds_numbers_outside_the_committed_intervals(
 ) -> None:
     out = reproduced
     assert compare_tables(out / "table.json", out / "table.json") == []
+    subset = json.loads((out / "table.json").read_text())
+    dropped = subset["rows"].pop(0)["method"]  # a --methods run without the first method
+    (tmp_path / "subset.json").write_text(json.dumps(subset))
+    missing = compare_tables(tmp_path / "subset.json", out / "table.json")
+    assert missing and all(line.startswith(f"{dropped} ") for line in missing)
+    assert compare_tables(tmp_path / "subset.json", out / "table.json", shared_only=True) == []
     committed = tmp_path / "committed"
     shutil.copytree(out, committed)
     table = json.loads((committed / "table.json").read_text())
@@ -124,3 +132,53 @@ def test_bad_commands_end_in_one_line(
     assert main(["reproduce", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def _interrupting_env(split: str) -> Any:
+    """digits_v0 whose first reset on ``split`` sends this process a real SIGINT (Ctrl-C)."""
+    fired: list[bool] = []
+
+    def make(**kwargs: Any) -> Any:
+        env = parallel_env(**kwargs)
+        if kwargs.get("split", "train") == split:
+            reset = env.reset
+
+            def interrupting_reset(*args: Any, **options: Any) -> Any:
+                if not fired:
+                    fired.append(True)
+                    signal.raise_signal(signal.SIGINT)
+                return reset(*args, **options)
+
+            env.reset = interrupting_reset
+        return env
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("split", "kept"),
+    [("train", 4), ("test", 0)],
+    ids=["during-training", "during-a-protocol-cell"],
+)
+def test_ctrl_c_stops_the_table_and_the_same_command_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], split: str, kept: int
+) -> None:
+    """Ctrl-C in magrpo's (only) step: the trainer finishes it, then the table stops (exit
+    130) with the 4 protocol cells kept; in the first protocol cell it stops at once. Run
+    again, the table completes and the kept cells are not played again."""
+    out = tmp_path / "results"
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        llm_marl.register("digits_v0", _interrupting_env(split), override=True)
+        assert _reproduce(tmp_path, out) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        llm_marl.register("digits_v0", parallel_env, override=True)
+    assert f"stopped by Ctrl-C; {kept} finished cells are kept" in capsys.readouterr().err
+    cells = sorted((out / "cells").rglob("*.json"))
+    assert len(cells) == kept
+    assert all("magrpo" not in str(p) for p in cells)
+    before = _mtimes(out / "cells")
+    assert _reproduce(tmp_path, out) == 0
+    after = _mtimes(out / "cells")
+    assert len(after) == 6 and all(after[p] == t for p, t in before.items())
