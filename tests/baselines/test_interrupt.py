@@ -23,14 +23,19 @@ TIMING = ("step_seconds", "tokens_per_second")
 
 
 def test_the_first_ctrl_c_asks_to_stop_and_the_second_interrupts() -> None:
-    with StopRequest() as stop:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.01)  # the handler runs between bytecodes of the main thread
-        assert stop.requested
-        with pytest.raises(KeyboardInterrupt):
+    # As in a terminal (a suite started in the background inherits an ignored SIGINT).
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with StopRequest() as stop:
             os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            time.sleep(0.01)  # the handler runs between bytecodes of the main thread
+            assert stop.requested
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, outside)
 
 
 class _CtrlCAt(MAGRPOTrainer):
