@@ -18,4 +18,7 @@ if __name__ == "__main__":
     llm_marl.register("digits_v0", parallel_env, override=True)
     trainer = MAGRPOTrainer(MAGRPOConfig(**json.loads(sys.argv[1])))
     trainer.train()
-    print(f"process {trainer.parallel.rank} of {trainer.parallel.world_size}", flush=True)
+    # One write per line: the processes share the pipe, and an unbuffered print writes the
+    # text and its newline separately, so two lines could interleave.
+    sys.stdout.write(f"process {trainer.parallel.rank} of {trainer.parallel.world_size}\n")
+    sys.stdout.flush()
