@@ -181,6 +181,10 @@ class Trainer:
         self.team = team
         self.horizon = env_num_turns(self.env, config.num_turns)
         self._backend, self._owns_backend = backend, backend is None
+        if backend is None and config.generation_backend == "vllm":
+            from llm_marl.models.vllm_backend import check_servable
+
+            check_servable(team)  # a clear error now, not after the first rollout's start
         #: Set when a Ctrl-C came during :meth:`train`, even one during the last step (the run
         #: then finished): a caller running several jobs (``llm-marl reproduce``) stops too.
         self.stop_requested = False

