@@ -129,7 +129,8 @@ def vllm_comparison(rounds: int, new_tokens: int, samples: int, dtype: str) -> d
     backends = {"hf": HFBackend(), "vllm": VLLMBackend(team, dtype=dtype, max_model_len=1024)}
     rates: dict[str, list[float]] = {"hf": [], "vllm": []}
     for backend in backends.values():
-        backend.generate(team, requests, config)  # warm-up
+        warm_up = backend.generate(team, requests, config)
+    prompt_tokens = [int(group[0].prompt_ids.shape[0]) for group in warm_up]
     for round_index in range(rounds):
         for name, backend in backends.items():
             torch.manual_seed(round_index)
@@ -137,7 +138,6 @@ def vllm_comparison(rounds: int, new_tokens: int, samples: int, dtype: str) -> d
             groups = backend.generate(team, requests, config)
             tokens = sum(c.num_tokens for group in groups for c in group)
             rates[name].append(tokens / (time.perf_counter() - start))
-    prompt_tokens = [int(g[0].prompt_ids.shape[0]) for g in team.generate(requests, config)]
     backends["vllm"].close()
     return {
         "hf_tok_s": round(statistics.median(rates["hf"]), 1),
