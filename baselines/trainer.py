@@ -98,7 +98,7 @@ from llm_marl.baselines.update import (
 )
 from llm_marl.env_protocol import TextParallelEnv, env_num_turns
 from llm_marl.models import SamplingConfig, Team
-from llm_marl.models.backends import GenerationBackend, make_backend
+from llm_marl.models.backends import GenerationBackend, check_fusable, make_backend
 from llm_marl.models.loading import progress_bars, resolve_device
 
 __all__ = ["TrainResult", "Trainer"]
@@ -185,6 +185,8 @@ class Trainer:
             from llm_marl.models.vllm_backend import check_servable
 
             check_servable(team)  # a clear error now, not after the first rollout's start
+        if backend is None and config.generation_backend == "fused":
+            check_fusable(team)
         #: Set when a Ctrl-C came during :meth:`train`, even one during the last step (the run
         #: then finished): a caller running several jobs (``llm-marl reproduce``) stops too.
         self.stop_requested = False
@@ -512,7 +514,15 @@ class Trainer:
         """Stage 2: returns and advantages of every tree (reference log-probs for KL, and the
         team's own log-probs before the update when another backend sampled or TIS is on)."""
         credits = [self.estimator.assign(tree) for tree in trees]
-        recompute = self.backend.name != "hf" or self.config.tis_cap is not None
+        # The ratios' old policy must be the trainer's own when the sampler's log-probs are
+        # not (another backend or dtype) or TIS compares the two. With one update per batch
+        # the loss's own detached log-probs are it; several updates need them fixed first.
+        needs_old = not self.backend.exact_logprobs or self.config.tis_cap is not None
+        recompute = needs_old and self.config.inner_epochs > 1
+        if self.loss_settings.old_from_loss != (needs_old and not recompute):
+            self.loss_settings = replace(
+                self.loss_settings, old_from_loss=needs_old and not recompute
+            )
         for task in credits:
             if self.config.kl_beta > 0:
                 attach_reference(self.team, task.groups, self.config.logprob_batch_size)

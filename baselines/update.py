@@ -44,6 +44,10 @@ class LossSettings:
     """Most responses in one forward pass; None: all of a task at once."""
     tis_cap: float | None = None
     """Cap of the truncated importance weight (trainer's old over sampler's); None: off."""
+    old_from_loss: bool = False
+    """Give groups without old log-probs the loss's own (detached) as the ratios' old policy:
+    exact when every batch of samples serves one update (the weights have not moved since
+    sampling), and one forward pass cheaper than :func:`attach_old_logprobs`."""
 
 
 @dataclass
@@ -101,6 +105,8 @@ def backpropagate(
     for group in groups:
         logprobs = [next(current) for _ in group.completions]
         sampled = [c.logprobs for c in group.completions]
+        if group.old is None and settings.old_from_loss:
+            group.old = [lp.detach() for lp in logprobs]
         result = group_loss(
             logprobs,
             group.advantages.to(logprobs[0].device),

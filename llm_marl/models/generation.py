@@ -27,6 +27,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from llm_marl.models.decode import FusedDecoding, fused_generate, resolve_dtype, unsupported_reason
 from llm_marl.models.logprobs import left_pad
 from llm_marl.models.prefix import cache_argument, group_prompts, returned_cache, run_prompts
 from llm_marl.models.routing import per_row_adapters
@@ -80,14 +81,21 @@ def sample_completions(
     config: SamplingConfig,
     *,
     adapter_of: dict[str, str] | None = None,
+    fused: FusedDecoding | None = None,
 ) -> list[list[Completion]]:
     """Sample ``config.num_samples`` completions for each ``(agent, prompt)`` request.
 
     ``adapter_of`` maps each agent to its LoRA adapter name on a PEFT ``model``; without it the
-    model is used as it is. Returns one list of completions per request, in request order.
+    model is used as it is. ``fused``: sample with the lean decode loop of
+    :mod:`~llm_marl.models.decode` instead of HF ``generate`` (Llama-family models). Returns
+    one list of completions per request, in request order.
     """
     if not requests:
         return []
+    if fused is not None:
+        reason = unsupported_reason(model)
+        if reason is not None:
+            raise ValueError(f"the fused sampler cannot run this model: {reason}; use the hf one")
     prompt_ids = [
         torch.tensor(format_prompt(tokenizer, prompt, config.chat_template), dtype=torch.long)
         for _, prompt in requests
@@ -115,7 +123,10 @@ def sample_completions(
         if adapter_of is not None:
             adapters = [adapter_of[requests[i][0]] for i, _ in chunk]
         chunk_ids = [ids for _, ids in chunk]
-        sampled.extend(_generate(model, tokenizer, chunk_ids, config, adapters, stops))
+        if fused is None:
+            sampled.extend(_generate(model, tokenizer, chunk_ids, config, adapters, stops))
+        else:
+            sampled.extend(_fused(model, tokenizer, chunk_ids, config, adapters, stops, fused))
     out: list[list[Completion]] = [[] for _ in requests]
     for (i, ids), (new_tokens, new_logprobs) in zip(rows, sampled, strict=True):
         agent, prompt = requests[i]
@@ -181,10 +192,14 @@ class _StopStrings(StoppingCriteria):
     def __call__(
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
     ) -> torch.BoolTensor:
-        tail = input_ids[:, self.prompt_width :][:, -self.window :]  # (B, <= window)
+        return self.completed(input_ids[:, self.prompt_width :])
+
+    def completed(self, new_tokens: torch.Tensor) -> torch.BoolTensor:
+        """``(B,)``: which rows of completions ``new_tokens (B, t)`` hold a stop string."""
+        tail = new_tokens[:, -self.window :]  # (B, <= window)
         texts = self.tokenizer.batch_decode(tail, skip_special_tokens=True)
         done = [any(s in text for s in self.stop) for text in texts]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+        return torch.tensor(done, dtype=torch.bool, device=new_tokens.device)  # type: ignore[return-value]
 
 
 def _generate(
@@ -234,6 +249,36 @@ def _generate(
     new = sequences[:, ids.shape[1] :]  # (B, T)
     logprobs = recorder.finish(new[:, -1])  # (B, T)
     return list(zip(new.cpu(), logprobs.cpu(), strict=True))
+
+
+def _fused(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[torch.Tensor],
+    config: SamplingConfig,
+    adapters: list[str] | None,
+    stops: set[int],
+    fused: FusedDecoding,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """As :func:`_generate`, through :func:`~llm_marl.models.decode.fused_generate`."""
+    stopped = None
+    if config.stop:
+        stopped = _StopStrings(tokenizer, config.stop, 0).completed
+    device = next(model.parameters()).device
+    return fused_generate(
+        model,
+        prompts,
+        adapters,
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        top_k=config.top_k,
+        top_p=config.top_p,
+        logprob_temperature=config.logprob_temperature,
+        pad_id=_pad_id(tokenizer),
+        stops=stops,
+        stopped=stopped,
+        dtype=resolve_dtype(fused.dtype, device),
+    )
 
 
 def _shared_prompt_cache(

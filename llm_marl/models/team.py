@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from llm_marl.models.decode import FusedDecoding
 from llm_marl.models.generation import sample_completions
 from llm_marl.models.logprobs import completion_logprobs
 from llm_marl.models.routing import adapters_off
@@ -207,14 +208,19 @@ class LoRATeam(Team):
         self.model.eval()  # no dropout: sampling and the loss see the same policy
 
     def generate(
-        self, requests: Sequence[tuple[str, str]], config: SamplingConfig
+        self,
+        requests: Sequence[tuple[str, str]],
+        config: SamplingConfig,
+        *,
+        fused: FusedDecoding | None = None,
     ) -> list[list[Completion]]:
         """Sample every agent's rows in the same ``generate`` calls, each row through its
-        agent's adapter (:mod:`~llm_marl.models.routing`)."""
+        agent's adapter (:mod:`~llm_marl.models.routing`); ``fused``: with the lean decode
+        loop (:mod:`~llm_marl.models.decode`) instead of HF ``generate``."""
         self._check_requests(requests)
         adapter_of = {a: a for a in self.agents}
         return sample_completions(
-            self.model, self._tokenizer, requests, config, adapter_of=adapter_of
+            self.model, self._tokenizer, requests, config, adapter_of=adapter_of, fused=fused
         )
 
     def _logprobs(
@@ -305,9 +311,14 @@ class SeparateTeam(Team):
             self.models[agent], self.tokenizers[agent] = model, tokenizer
 
     def generate(
-        self, requests: Sequence[tuple[str, str]], config: SamplingConfig
+        self,
+        requests: Sequence[tuple[str, str]],
+        config: SamplingConfig,
+        *,
+        fused: FusedDecoding | None = None,
     ) -> list[list[Completion]]:
-        """One batched ``generate`` call per model over all of its agent's requests."""
+        """One batched ``generate`` call per model over all of its agent's requests;
+        ``fused``: with the lean decode loop (:mod:`~llm_marl.models.decode`)."""
         self._check_requests(requests)
         out: list[list[Completion]] = [[] for _ in requests]
         for agent in self.agents:
@@ -315,7 +326,7 @@ class SeparateTeam(Team):
             if index:
                 mine = [requests[i] for i in index]
                 results = sample_completions(
-                    self.models[agent], self.tokenizers[agent], mine, config
+                    self.models[agent], self.tokenizers[agent], mine, config, fused=fused
                 )
                 for i, result in zip(index, results, strict=True):
                     out[i] = result

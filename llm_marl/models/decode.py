@@ -1,0 +1,427 @@
+"""A lean decode loop for Llama-family models: the ``fused`` sampler.
+
+HF ``generate`` on a small model decodes far below what the machine's memory bandwidth
+allows: every step runs about a dozen small kernels per layer, routes each LoRA layer
+separately, grows the KV cache by concatenation (a copy of the whole cache per step) and
+samples through ``torch.multinomial``. This loop computes the same model with:
+
+- the query/key/value and the gate/up projections of each layer fused into one matrix each,
+  and every agent's LoRA adapters on a fused projection stacked into one rank-stacked pair
+  (as in :mod:`~llm_marl.models.routing`), so one layer is four base products and four LoRA
+  pairs whatever the number of agents;
+- a KV cache allocated once for the prompt plus ``max_new_tokens``, written in place;
+- each distinct ``(adapter, prompt)`` prefilled once and its cache copied to its G rows;
+- sampling by inverse CDF on one uniform draw per row (the same distribution as HF's
+  temperature / top-k / top-p warpers), the log-probs recorded from the raw logits;
+- optionally bfloat16 weights (``dtype``), which halves the bytes read per step; on a CPU with
+  AMX or AVX512-BF16 that is the largest gain. Recorded log-probs then come from the bfloat16
+  model, a little off the float32 trainer's
+  (:func:`~llm_marl.models.backends.logprob_mismatch` measures it).
+
+The weights are read from the model on every call, so a trainer's updates are always used.
+Models that are not plain Llama decoders (biases, query/key norms, sliding windows, other
+activations) are refused by :func:`unsupported_reason`; use the hf sampler for them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from llm_marl.models.logprobs import left_pad
+from llm_marl.models.prefix import group_prompts
+from llm_marl.models.routing import routable
+
+__all__ = [
+    "DECODE_DTYPES",
+    "FusedDecoding",
+    "fused_generate",
+    "resolve_dtype",
+    "unsupported_reason",
+]
+
+#: The weight dtypes the fused sampler accepts; ``auto`` is bfloat16 where the hardware has
+#: fast bfloat16 products (a GPU that supports it, a CPU with AMX or AVX512-BF16), else float32.
+DECODE_DTYPES = ("float32", "bfloat16", "auto")
+
+
+@dataclass(frozen=True)
+class FusedDecoding:
+    """Sample with :func:`fused_generate` instead of HF ``generate``."""
+
+    dtype: str = "float32"
+    """Weights and activations of the decode loop: one of :data:`DECODE_DTYPES`."""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DECODE_DTYPES:
+            raise ValueError(f"dtype must be one of {list(DECODE_DTYPES)}, got {self.dtype!r}")
+
+
+def resolve_dtype(name: str, device: torch.device | None = None) -> torch.dtype:
+    """The torch dtype of ``name`` (one of :data:`DECODE_DTYPES`) on ``device``."""
+    if name == "float32":
+        return torch.float32
+    if name == "bfloat16":
+        return torch.bfloat16
+    if name != "auto":
+        raise ValueError(f"dtype must be one of {list(DECODE_DTYPES)}, got {name!r}")
+    if device is not None and device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    cpu_bf16 = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    return torch.bfloat16 if cpu_bf16 else torch.float32
+
+
+def unsupported_reason(model: Any) -> str | None:
+    """Why the fused sampler cannot run ``model`` (a causal LM, PEFT-wrapped or not); None
+    when it can."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = getattr(base, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type != "llama":
+        return f"it runs Llama-family models only, not model_type {model_type!r}"
+    activation = getattr(config, "hidden_act", "silu")
+    if activation != "silu":
+        return f"it runs the SiLU MLP only, not hidden_act {activation!r}"
+    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
+        return "it runs projections without biases only"
+    if type(base.get_input_embeddings()) is not torch.nn.Embedding:
+        return "a LoRA adapter on the input embeddings is not supported"
+    if type(base.get_output_embeddings()) is not torch.nn.Linear:
+        return "a LoRA adapter on the output head is not supported"
+    if _has_lora(model) and not routable(model):
+        return "it runs plain LoRA adapters only (no DoRA or other variants, none merged)"
+    return None
+
+
+def _has_lora(model: Any) -> bool:
+    from peft.tuners.lora.layer import LoraLayer
+
+    return any(isinstance(m, LoraLayer) for m in model.modules())
+
+
+class _Projection:
+    """Several linear layers of one input fused into one product, plus their LoRA adapters
+    stacked by rank; :meth:`route` picks each row's adapter."""
+
+    def __init__(self, layers: Sequence[Any], dtype: torch.dtype, store: _WeightStore) -> None:
+        from peft.tuners.lora.layer import LoraLayer
+
+        lora_a, lora_b, owners = [], [], []
+        offset = 0
+        total = sum(_base(layer).weight.shape[0] for layer in layers)
+        for layer in layers:
+            rows = _base(layer).weight.shape[0]
+            if isinstance(layer, LoraLayer) and not layer.disable_adapters:
+                lora: Any = layer  # PEFT's LoraLayer: its adapters are module dicts
+                for name in lora.lora_A:
+                    a = lora.lora_A[name].weight.detach()  # (r, in)
+                    b = a.new_zeros(total, a.shape[0])
+                    b[offset : offset + rows] = (
+                        lora.lora_B[name].weight.detach() * lora.scaling[name]
+                    )
+                    lora_a.append(a)
+                    lora_b.append(b)
+                    owners.append((name, a.shape[0]))
+            offset += rows
+        self.weight = store.fused([_base(layer).weight for layer in layers], dtype)  # (out, in)
+        self.a = torch.cat(lora_a).to(dtype) if lora_a else None  # (R, in)
+        self.b = torch.cat(lora_b, dim=1).to(dtype) if lora_b else None  # (out, R)
+        self.slots = [name for name, rank in owners for _ in range(rank)]  # adapter of each slot
+        self.active = {a for layer in layers for a in getattr(layer, "active_adapters", ())}
+        self.mask: torch.Tensor | None = None
+
+    def route(self, rows: Sequence[str] | None) -> None:
+        """Row i goes through adapter ``rows[i]``; None: every row through the layer's active
+        adapters, as PEFT's own forward. Call it before the first product."""
+        if self.a is None:
+            return
+        if rows is None:
+            mask = [[float(slot in self.active) for slot in self.slots]]
+        else:
+            unknown = set(rows) - set(self.slots)
+            if unknown:
+                raise KeyError(f"no LoRA adapter {sorted(unknown)} in this layer")
+            mask = [[float(slot == row) for slot in self.slots] for row in rows]
+        self.mask = torch.tensor(mask, dtype=self.weight.dtype, device=self.weight.device)[:, None]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.linear(x, self.weight)
+        if self.a is not None and self.b is not None and self.mask is not None:
+            hidden = F.linear(x, self.a) * self.mask  # (B, 1, R): each row keeps its ranks
+            out = out + F.linear(hidden, self.b)
+        return out
+
+
+class _WeightStore:
+    """The fused / converted copies of a model's weights, kept across calls for as long as
+    the weights they came from are unchanged (same tensors, same in-place version): a LoRA
+    team's frozen base is converted once, a fully trained model after every update."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[Any, ...], torch.Tensor] = {}
+        self.used: set[tuple[Any, ...]] = set()
+
+    def fused(self, parts: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+        """``parts`` stacked along their first dimension, in ``dtype``."""
+        key = (dtype, *((id(p), p._version) for p in parts))
+        self.used.add(key)
+        if key not in self.entries:
+            with torch.no_grad():
+                if len(parts) == 1 and parts[0].dtype == dtype:
+                    self.entries[key] = parts[0].detach()  # used as it is: no copy
+                else:
+                    self.entries[key] = torch.cat([p.detach() for p in parts]).to(dtype)
+        return self.entries[key]
+
+    def drop_unused(self) -> None:
+        """Forget the copies this call did not use (stale versions)."""
+        self.entries = {k: v for k, v in self.entries.items() if k in self.used}
+        self.used = set()
+
+
+def _store(model: Any) -> _WeightStore:
+    store = getattr(model, "_llm_marl_fused_weights", None)
+    if not isinstance(store, _WeightStore):
+        store = _WeightStore()
+        object.__setattr__(model, "_llm_marl_fused_weights", store)
+    return store
+
+
+def _base(layer: Any) -> Any:
+    return layer.get_base_layer() if hasattr(layer, "get_base_layer") else layer
+
+
+class _Layer:
+    """One decoder layer's weights, fused."""
+
+    def __init__(self, module: Any, dtype: torch.dtype, store: _WeightStore) -> None:
+        attention, mlp = module.self_attn, module.mlp
+        self.qkv = _Projection([attention.q_proj, attention.k_proj, attention.v_proj], dtype, store)
+        self.o = _Projection([attention.o_proj], dtype, store)
+        # Not fused: two (1536, 576) bfloat16 products measured faster than one (3072, 576).
+        self.gate = _Projection([mlp.gate_proj], dtype, store)
+        self.up = _Projection([mlp.up_proj], dtype, store)
+        self.down = _Projection([mlp.down_proj], dtype, store)
+        self.norm_1 = module.input_layernorm.weight.detach().to(dtype)
+        self.norm_2 = module.post_attention_layernorm.weight.detach().to(dtype)
+
+    def projections(self) -> list[_Projection]:
+        return [self.qkv, self.o, self.gate, self.up, self.down]
+
+
+class _Model:
+    """A Llama model's weights read for decoding, in ``dtype``."""
+
+    def __init__(self, model: Any, dtype: torch.dtype) -> None:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        config = base.config
+        decoder = base.get_decoder()
+        self.dtype = dtype
+        self.device = next(base.parameters()).device
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.eps = float(config.rms_norm_eps)
+        self.embed = decoder.embed_tokens.weight.detach()
+        self.embed_scale = getattr(decoder.embed_tokens, "embed_scale", None)
+        self.rotary = decoder.rotary_emb
+        store = _store(model)
+        self.layers = [_Layer(layer, dtype, store) for layer in decoder.layers]
+        self.norm = decoder.norm.weight.detach().to(dtype)
+        self.head = store.fused([base.get_output_embeddings().weight], dtype)  # (V, D)
+        store.drop_unused()
+
+    def route(self, rows: Sequence[str] | None) -> None:
+        for layer in self.layers:
+            for projection in layer.projections():
+                projection.route(rows)
+
+    def rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """LlamaRMSNorm in one kernel (the same values up to rounding)."""
+        return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
+
+    def rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin ``(B, T, 1, head_dim)`` of ``positions (B, T)``."""
+        probe = torch.empty(0, dtype=self.dtype, device=self.device)
+        cos, sin = self.rotary(probe, positions)
+        return cos[:, :, None], sin[:, :, None]
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        cache: _Cache,
+        start: int,
+        valid: torch.Tensor,
+    ) -> torch.Tensor:
+        """Run ``ids (B, T)`` at cache columns ``start..start+T``; the float32 logits of each
+        row's last token ``(B, V)``. ``valid (B, start+T)``: the columns a row may attend to."""
+        B, T = ids.shape
+        end = start + T
+        h = self.embed[ids].to(self.dtype)
+        if self.embed_scale is not None:
+            h = h * self.embed_scale.to(self.dtype)
+        cos, sin = self.rope(positions)
+        causal = torch.ones(T, end, dtype=torch.bool, device=self.device).tril(start)
+        # A left-padding query would attend to nothing (a NaN row): every token sees itself.
+        itself = torch.zeros(T, end, dtype=torch.bool, device=self.device)
+        itself[:, start:] = torch.eye(T, dtype=torch.bool, device=self.device)
+        mask = (valid[:, None, None, :] & causal) | itself  # (B, 1, T, end)
+        q_width, kv_width = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        for index, layer in enumerate(self.layers):
+            x = self.rms_norm(h, layer.norm_1)
+            qk, v = layer.qkv(x).split([q_width + kv_width, kv_width], dim=-1)
+            qk = qk.view(B, T, self.heads + self.kv_heads, self.head_dim)
+            qk = qk * cos + _rotate_half(qk) * sin  # queries and keys rotated together
+            q = qk[:, :, : self.heads].transpose(1, 2)  # (B, heads, T, head_dim)
+            k = qk[:, :, self.heads :].transpose(1, 2)
+            v = v.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+            keys, values = cache.write(index, start, k, v)
+            attended = F.scaled_dot_product_attention(
+                q, keys, values, attn_mask=mask, scale=1 / math.sqrt(self.head_dim), enable_gqa=True
+            )
+            h = h + layer.o(attended.transpose(1, 2).reshape(B, T, q_width))
+            x = self.rms_norm(h, layer.norm_2)
+            h = h + layer.down(F.silu(layer.gate(x)) * layer.up(x))
+        last = self.rms_norm(h[:, -1], self.norm)
+        return F.linear(last, self.head).float()
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class _Cache:
+    """Keys and values of every layer, ``(B, kv_heads, width, head_dim)`` each, written in place."""
+
+    def __init__(self, model: _Model, rows: int, width: int) -> None:
+        shape = (rows, model.kv_heads, width, model.head_dim)
+        self.keys = [
+            torch.empty(shape, dtype=model.dtype, device=model.device) for _ in model.layers
+        ]
+        self.values = [torch.empty_like(k) for k in self.keys]
+
+    def write(
+        self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        end = start + k.shape[2]
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def expand(self, owner: torch.Tensor, width: int, columns: int) -> _Cache:
+        """A cache of ``len(owner)`` rows, row i a copy of this cache's row ``owner[i]`` over
+        its first ``columns`` columns, with room for ``width`` columns."""
+        grown = object.__new__(_Cache)
+        grown.keys, grown.values = [], []
+        for source, target in ((self.keys, grown.keys), (self.values, grown.values)):
+            for tensor in source:
+                rows = tensor.new_empty((owner.shape[0], tensor.shape[1], width, tensor.shape[3]))
+                rows[:, :, :columns] = tensor[:, :, :columns].index_select(0, owner)
+                target.append(rows)
+        return grown
+
+
+def fused_generate(
+    model: Any,
+    prompts: list[torch.Tensor],
+    adapters: list[str] | None,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    logprob_temperature: float,
+    pad_id: int,
+    stops: set[int],
+    stopped: Any = None,
+    dtype: torch.dtype = torch.float32,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Sample ``max_new_tokens`` after each of ``prompts``, row i through LoRA adapter
+    ``adapters[i]`` (None: the model as it is); greedy when ``temperature`` is 0.
+
+    Returns, per row, the new tokens (``pad_id`` after the row ended) and the log-prob of each
+    at ``logprob_temperature`` before truncation, as HF sampling does. ``stops``: EOS ids;
+    ``stopped(new_tokens (B, t)) -> (B,) bool``, when given, ends rows on stop strings.
+    """
+    with torch.no_grad():
+        weights = _Model(model, dtype)
+        groups = group_prompts(prompts, adapters)
+        distinct, distinct_mask = left_pad(groups.prompts, pad_id)  # (U, P)
+        width = distinct.shape[1]
+        device = weights.device
+        distinct, distinct_mask = distinct.to(device), distinct_mask.to(device).bool()
+        positions = (distinct_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+        weights.route(groups.adapters)
+        prefill = _Cache(weights, distinct.shape[0], width)
+        logits_u = weights.forward(distinct, positions, prefill, 0, distinct_mask)
+        owner = groups.owner.to(device)
+        cache = prefill.expand(owner, width + max_new_tokens, width)
+        del prefill
+        weights.route(adapters)
+        logits = logits_u.index_select(0, owner)  # (B, V)
+        valid = torch.ones(owner.shape[0], width + max_new_tokens, dtype=torch.bool, device=device)
+        valid[:, :width] = distinct_mask.index_select(0, owner)
+        next_position = positions[:, -1].index_select(0, owner) + 1  # (B,)
+        rows = owner.shape[0]
+        tokens = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)
+        logprobs = torch.zeros(rows, max_new_tokens, device=device)
+        done = torch.zeros(rows, dtype=torch.bool, device=device)
+        stop_ids = torch.tensor(sorted(stops), device=device)
+        steps = 0
+        for step in range(max_new_tokens):
+            picked = _pick(logits, temperature, top_k, top_p)
+            picked = torch.where(done, torch.full_like(picked, pad_id), picked)
+            scored = torch.log_softmax(logits / logprob_temperature, dim=-1)
+            tokens[:, step] = picked
+            logprobs[:, step] = scored.gather(1, picked[:, None])[:, 0]
+            steps = step + 1
+            done = done | torch.isin(picked, stop_ids)
+            if stopped is not None:
+                done = done | stopped(tokens[:, :steps]).to(device)
+            if bool(done.all()) or steps == max_new_tokens:
+                break
+            logits = weights.forward(
+                picked[:, None],
+                next_position[:, None],
+                cache,
+                width + step,
+                valid[:, : width + steps],
+            )
+            next_position = next_position + 1
+    return list(zip(tokens[:, :steps].cpu(), logprobs[:, :steps].cpu(), strict=True))
+
+
+def _pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """One token per row: the argmax (temperature 0) or a sample from the temperature /
+    top-k / top-p distribution, by inverse CDF on one uniform draw per row."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    scores = logits / temperature
+    if top_k:
+        kth = torch.topk(scores, min(top_k, scores.shape[-1])).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, -math.inf)
+    if top_p < 1:
+        ordered, order = torch.sort(scores, descending=False)
+        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative <= (1 - top_p)
+        remove[:, -1] = False  # keep at least the most likely token
+        scores = scores.masked_fill(remove.scatter(1, order, remove), -math.inf)
+    probs = scores.softmax(dim=-1)
+    cumulative = probs.cumsum(dim=-1)
+    draw = torch.rand(probs.shape[0], 1, device=probs.device) * cumulative[:, -1:]
+    picked = torch.searchsorted(cumulative, draw, right=True)[:, 0]
+    picked = picked.clamp(max=probs.shape[-1] - 1)
+    # Rounding can land a draw on a zero-probability token at the end: step back to the last
+    # token with mass.
+    zero = probs.gather(1, picked[:, None])[:, 0] == 0
+    if bool(zero.any()):
+        last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(dim=-1)
+        picked = torch.where(zero, last, picked)
+    return picked
