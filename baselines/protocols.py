@@ -42,6 +42,7 @@ from llm_marl.env_protocol import observation_text, sandbox_failed, team_outcome
 
 if TYPE_CHECKING:
     from llm_marl.models import SamplingConfig, Team
+    from llm_marl.models.backends import GenerationBackend
 
 __all__ = [
     "PROTOCOLS",
@@ -67,15 +68,20 @@ class Seat:
 
     team: Team | None
     name: str = ""
+    sampler: GenerationBackend | None = None
+    """What samples the team's answers; None: the team's own ``generate``."""
 
 
-def seats_for(team: Team, agents: Sequence[str]) -> dict[str, Seat]:
+def seats_for(
+    team: Team, agents: Sequence[str], sampler: GenerationBackend | None = None
+) -> dict[str, Seat]:
     """Seat ``team`` at every agent: by name when the team has the env's agents, else its one
-    agent in every seat (a single base model playing every role)."""
+    agent in every seat (a single base model playing every role); ``sampler`` samples its
+    answers (None: the team's own ``generate``)."""
     if all(a in team.agents for a in agents):
-        return {a: Seat(team, a) for a in agents}
+        return {a: Seat(team, a, sampler) for a in agents}
     if len(team.agents) == 1:
-        return {a: Seat(team, team.agents[0]) for a in agents}
+        return {a: Seat(team, team.agents[0], sampler) for a in agents}
     raise ValueError(
         f"the team's agents {list(team.agents)} are not the env's {list(agents)}: load the "
         "team for these agents, or a one-agent model to play every role"
@@ -261,11 +267,15 @@ def _answer(
             by_team.setdefault(id(team), []).append(i)
     slowest = 0.0
     for rows in by_team.values():
-        team = seats[requests[rows[0]][1]].team
+        seat = seats[requests[rows[0]][1]]
+        team = seat.team
         assert team is not None
         calls = [(seats[requests[i][1]].name, requests[i][2]) for i in rows]
         start = time.perf_counter()
-        completions = team.generate(calls, sampling)
+        if seat.sampler is None:
+            completions = team.generate(calls, sampling)
+        else:
+            completions = seat.sampler.generate(team, calls, sampling)
         slowest = max(slowest, time.perf_counter() - start)
         for i, (completion,) in zip(rows, completions, strict=True):
             answers[i] = completion.text

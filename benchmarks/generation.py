@@ -2,8 +2,9 @@
 
 Speed: one LoRA team (one base, one adapter per agent) samples G completions for each agent's
 prompt, either batched across agents in one ``generate`` call (each row through its agent's
-adapter) or one agent at a time; tokens per second counts real completion tokens (no padding)
-over several rounds.
+adapter) or one agent at a time, and batched through the fused sampler
+(:mod:`llm_marl.models.decode`) in float32 and in bfloat16; tokens per second counts real
+completion tokens (no padding) over several rounds.
 
 Memory: in a fresh process each, a 2-agent LoRA team and a team of two separate model copies
 (``separate=True``) load and sample once; ``*_peak_mb`` is the peak resident memory of that
@@ -12,7 +13,8 @@ and ``*_process_peak_mb`` the raw peak. Resident memory is CPU memory: run it on
 GPU it would not see device memory).
 
 Usage: ``python benchmarks/generation.py [--quick]``. Prints one JSON object on its last line:
-``{"batched_tok_s": ..., "sequential_tok_s": ..., "speedup": ..., "team_lora_peak_mb": ...,
+``{"batched_tok_s": ..., "sequential_tok_s": ..., "speedup": ..., "fused_tok_s": ...,
+"fused_bf16_tok_s": ..., "fused_speedup": ..., "fused_bf16_speedup": ..., "team_lora_peak_mb": ...,
 "two_models_peak_mb": ..., "memory_ratio": ...}`` plus the settings used.
 
 vLLM against HF (``--vllm``, where vLLM is installed: ``.venv-vllm`` of ``make test-vllm`` has
@@ -78,25 +80,34 @@ def _probe_in_subprocess(kind: str, new_tokens: int) -> dict[str, float]:
 
 
 def throughput(rounds: int, new_tokens: int, samples: int) -> dict[str, float]:
-    """Median tokens per second, batched across agents versus one agent at a time."""
+    """Median tokens per second: batched across agents versus one agent at a time (HF
+    ``generate``), and batched through the fused sampler in float32 and bfloat16."""
     import torch
 
     from llm_marl.models import SamplingConfig, load_policy
+    from llm_marl.models.decode import FusedDecoding
 
     team = load_policy("embedded", agents=list(AGENTS))
     config = SamplingConfig(num_samples=samples, max_new_tokens=new_tokens, temperature=0.8)
     requests = [(a, PROMPTS[a]) for a in AGENTS]
 
-    def batched() -> list:
-        return [c for group in team.generate(requests, config) for c in group]
+    def batched(fused: FusedDecoding | None = None) -> list:
+        return [c for group in team.generate(requests, config, fused=fused) for c in group]
 
     def sequential() -> list:
         return [c for r in requests for group in team.generate([r], config) for c in group]
 
-    rates: dict[str, list[float]] = {"batched": [], "sequential": []}
-    batched()  # warm-up
+    runs = {
+        "batched": batched,
+        "sequential": sequential,
+        "fused_float32": lambda: batched(FusedDecoding("float32")),
+        "fused_bfloat16": lambda: batched(FusedDecoding("bfloat16")),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():
+        run()  # warm-up
     for round_index in range(rounds):
-        for name, run in (("batched", batched), ("sequential", sequential)):
+        for name, run in runs.items():
             torch.manual_seed(round_index)
             start = time.perf_counter()
             tokens = sum(c.num_tokens for c in run())
@@ -176,6 +187,10 @@ def main() -> None:
         "batched_tok_s": round(rates["batched"], 1),
         "sequential_tok_s": round(rates["sequential"], 1),
         "speedup": round(rates["batched"] / rates["sequential"], 2),
+        "fused_tok_s": round(rates["fused_float32"], 1),
+        "fused_bf16_tok_s": round(rates["fused_bfloat16"], 1),
+        "fused_speedup": round(rates["fused_float32"] / rates["batched"], 2),
+        "fused_bf16_speedup": round(rates["fused_bfloat16"] / rates["batched"], 2),
         "team_lora_peak_mb": round(lora["peak_mb"], 1),
         "two_models_peak_mb": round(separate["peak_mb"], 1),
         "memory_ratio": round(lora["peak_mb"] / separate["peak_mb"], 3),

@@ -8,7 +8,8 @@ backward pass and the optimiser step. ``--dtype bfloat16`` runs the same step in
 weights; the recorded-vs-recomputed log-prob match of the sampled completions is reported
 either way (``logprob_max_abs_diff``).
 
-Usage: ``python benchmarks/train_step.py [--quick] [--dtype bfloat16] [--profile]``;
+Usage: ``python benchmarks/train_step.py [--quick] [--dtype bfloat16] [--profile] [--backend fused
+--generation-dtype auto]`` (the sampler: ``--backend`` and its ``--generation-dtype``);
 ``--profile`` prints torch.profiler's top operators of one timed step. Prints one JSON object
 on its last line: ``{"step_s": ..., "sampling_s": ..., "logprob_s": ..., "backward_s": ...,
 "optimizer_s": ..., "tokens_per_second": ..., "logprob_max_abs_diff": ..., "peak_rss_mb": ...}``.
@@ -78,7 +79,13 @@ def _timed_trainer(config: Any) -> Any:
     return TimedTrainer(config)
 
 
-def run(steps: int, dtype: str | None, profile: bool) -> dict[str, Any]:
+def run(
+    steps: int,
+    dtype: str | None,
+    profile: bool,
+    backend: str = "hf",
+    generation_dtype: str = "float32",
+) -> dict[str, Any]:
     """Time ``steps`` demo-like steps after one warm-up step."""
     import torch
 
@@ -96,6 +103,8 @@ def run(steps: int, dtype: str | None, profile: bool) -> dict[str, Any]:
             scale_by_std=True,
             num_steps=steps + 1,
             dtype=dtype,
+            generation_backend=backend,
+            generation_dtype=generation_dtype,
             output_dir=out,
             run_name="profile",
             progress=False,
@@ -123,6 +132,8 @@ def run(steps: int, dtype: str | None, profile: bool) -> dict[str, Any]:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "steps": steps,
         "dtype": dtype or "float32",
+        "backend": backend,
+        "generation_dtype": generation_dtype,
         "threads": torch.get_num_threads(),
     }
 
@@ -133,9 +144,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps")
     parser.add_argument("--dtype", default=None, help="torch dtype of the weights")
     parser.add_argument("--profile", action="store_true", help="torch.profiler table")
+    parser.add_argument("--backend", default="hf", help="generation backend: hf, fused, vllm")
+    parser.add_argument("--generation-dtype", default="float32", help="the sampler's dtype")
     args = parser.parse_args()
     steps = args.steps or (2 if args.quick else 5)
-    print(json.dumps(run(steps, args.dtype, args.profile)))
+    figures = run(steps, args.dtype, args.profile, args.backend, args.generation_dtype)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from llm_marl.baselines import MAGRPOConfig, MAGRPOTrainer
 from llm_marl.baselines.cli import build_train_parser
 from llm_marl.baselines.config import GENERATION_BACKENDS
 from llm_marl.models import Completion, SamplingConfig, Team, load_policy
-from llm_marl.models.backends import BACKENDS, HFBackend
+from llm_marl.models.backends import BACKENDS, HFBackend, check_fusable
 
 
 class CountingBackend(HFBackend):
@@ -44,8 +45,12 @@ def test_the_config_names_the_backends_of_the_models_package() -> None:
         MAGRPOConfig(tis_cap=0.0)
     with pytest.raises(ValueError, match="generation_dtype must be one of"):
         MAGRPOConfig(generation_backend="vllm", generation_dtype="int4")
-    with pytest.raises(ValueError, match="use it with generation_backend: vllm"):
+    with pytest.raises(ValueError, match="use it with generation_backend: fused or vllm"):
         MAGRPOConfig(generation_dtype="bfloat16")
+    with pytest.raises(ValueError, match="'auto' is for generation_backend: fused only"):
+        MAGRPOConfig(generation_backend="vllm", generation_dtype="auto")
+    with pytest.raises(ValueError, match="'float16' is for generation_backend: vllm only"):
+        MAGRPOConfig(generation_backend="fused", generation_dtype="float16")
     parser = build_train_parser(MAGRPOConfig)
     args = parser.parse_args(
         ["--generation-backend", "vllm", "--tis-cap", "2", "--generation-dtype", "bfloat16"]
@@ -86,3 +91,53 @@ def test_a_vllm_run_is_refused_up_front_where_vllm_is_missing(fast: dict[str, An
     config = MAGRPOConfig(**fast, num_steps=1, generation_backend="vllm")
     with pytest.raises(ImportError, match=r"llm-marl\[vllm\].*\.venv-vllm"):
         MAGRPOTrainer(config, team=load_policy("tiny", agents=["left_0", "right_1"]))
+
+
+def test_the_fused_backend_trains_with_the_trainers_logprobs(fast: dict[str, Any]) -> None:
+    """float32: the recorded log-probs are the trainer's (no mismatch metric, no extra pass);
+    bfloat16: the loss's own log-probs are the ratios' old policy, and the gap is logged."""
+    exact, _ = MAGRPOTrainer(
+        MAGRPOConfig(**fast, num_steps=1, generation_backend="fused")
+    ).train_step()
+    assert not any(k.startswith("logprob_mismatch") for k in exact)
+    assert exact["completion_tokens/left_0"] > 0
+    config = MAGRPOConfig(
+        **fast, num_steps=1, generation_backend="fused", generation_dtype="bfloat16", run_name="b"
+    )
+    trainer = MAGRPOTrainer(config)
+    metrics, _ = trainer.train_step()
+    assert trainer.loss_settings.old_from_loss
+    assert 0 < metrics["logprob_mismatch/mean"] <= metrics["logprob_mismatch/max"] < 0.5
+
+
+def test_several_updates_per_batch_fix_the_old_logprobs_first(fast: dict[str, Any]) -> None:
+    config = MAGRPOConfig(
+        **fast,
+        num_steps=1,
+        generation_backend="fused",
+        generation_dtype="bfloat16",
+        inner_epochs=2,
+        clip_epsilon=0.2,
+    )
+    trainer = MAGRPOTrainer(config)
+    metrics, _ = trainer.train_step()
+    assert not trainer.loss_settings.old_from_loss  # recomputed before the first update
+    assert 0 < metrics["logprob_mismatch/mean"] < 0.5
+
+
+def test_a_fused_run_is_refused_up_front_for_a_model_it_cannot_run(
+    fast: dict[str, Any], tmp_path: Path
+) -> None:
+    from transformers import LlamaForCausalLM
+
+    from llm_marl.models import tiny_llama
+
+    model, tokenizer = tiny_llama()
+    model.config.attention_bias = True
+    LlamaForCausalLM(model.config).save_pretrained(tmp_path / "biased")
+    tokenizer.save_pretrained(tmp_path / "biased")
+    config = MAGRPOConfig(**{**fast, "model": str(tmp_path / "biased")}, generation_backend="fused")
+    with pytest.raises(ValueError, match=r"fused backend cannot run .*without biases"):
+        MAGRPOTrainer(config)
+    with pytest.raises(TypeError, match="fused backend samples a LoRA team"):
+        check_fusable(object())  # type: ignore[arg-type]

@@ -1,0 +1,184 @@
+"""The fused sampler (:mod:`llm_marl.models.decode`) computes the same model as HF: greedy
+answers equal HF ``generate``'s, recorded log-probs equal the trainer's recomputation, its
+sampler draws the temperature / top-k / top-p distribution, weight updates are seen, and
+models it cannot run are refused."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import pytest
+import torch
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from llm_marl.models import SamplingConfig, load_policy, tiny_tokenizer
+from llm_marl.models.backends import FusedBackend, check_fusable, make_backend
+from llm_marl.models.decode import FusedDecoding, _pick, resolve_dtype, unsupported_reason
+from llm_marl.models.generation import sample_completions
+
+AGENTS = ["left_0", "right_1"]
+#: Prompts of different lengths, so rows are left-padded.
+REQUESTS = [("left_0", "go"), ("right_1", "a longer prompt for the second agent")]
+
+
+def _team() -> Any:
+    """The tiny LoRA team with adapters that differ (PEFT starts every lora_B at zero)."""
+    torch.manual_seed(0)
+    team = load_policy("tiny", agents=AGENTS)
+    with torch.no_grad():
+        for name, parameter in team.model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    return team
+
+
+def _same(hf: list[list[Any]], fused: list[list[Any]], tolerance: float = 1e-5) -> None:
+    for hf_group, fused_group in zip(hf, fused, strict=True):
+        for a, b in zip(hf_group, fused_group, strict=True):
+            assert a.token_ids.tolist() == b.token_ids.tolist()
+            assert a.text == b.text and a.finish_reason == b.finish_reason
+            assert torch.allclose(a.logprobs, b.logprobs, atol=tolerance)
+
+
+def test_greedy_answers_equal_hf_generate_for_every_agent() -> None:
+    team = _team()
+    config = SamplingConfig(num_samples=2, max_new_tokens=12, temperature=0.0)
+    hf = team.generate(REQUESTS, config)
+    fused = team.generate(REQUESTS, config, fused=FusedDecoding())
+    _same(hf, fused)
+    # The adapters matter: the two agents answer the same prompt differently.
+    same_prompt = [("left_0", "go"), ("right_1", "go")]
+    left, right = team.generate(same_prompt, config, fused=FusedDecoding())
+    assert left[0].token_ids.tolist() != right[0].token_ids.tolist()
+
+
+def test_stop_strings_end_answers_where_hf_ends_them() -> None:
+    team = _team()
+    config = SamplingConfig(
+        num_samples=1, max_new_tokens=20, temperature=0.0, stop=tuple(string.ascii_lowercase)
+    )
+    _same(team.generate(REQUESTS, config), team.generate(REQUESTS, config, fused=FusedDecoding()))
+
+
+def test_sampled_logprobs_equal_the_trainers_recomputation() -> None:
+    team = _team()
+    config = SamplingConfig(num_samples=4, max_new_tokens=10, temperature=0.8, top_p=0.9)
+    torch.manual_seed(1)
+    completions = [c for g in team.generate(REQUESTS, config, fused=FusedDecoding()) for c in g]
+    recomputed = team.logprobs(completions)
+    for completion, logprobs in zip(completions, recomputed, strict=True):
+        assert torch.allclose(completion.logprobs, logprobs.detach(), atol=1e-5)
+
+
+def test_bfloat16_samples_stay_close_to_the_float32_model() -> None:
+    team = _team()
+    config = SamplingConfig(num_samples=2, max_new_tokens=10, temperature=1.0)
+    torch.manual_seed(2)
+    groups = team.generate(REQUESTS, config, fused=FusedDecoding("bfloat16"))
+    completions = [c for g in groups for c in g]
+    gaps = torch.cat(
+        [
+            (c.logprobs - r.detach()).abs()
+            for c, r in zip(completions, team.logprobs(completions), strict=True)
+        ]
+    )
+    assert torch.isfinite(gaps).all() and 0 < float(gaps.mean()) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_k", "top_p"), [(1.0, 0, 1.0), (0.7, 5, 1.0), (1.3, 0, 0.6)]
+)
+def test_the_sampler_draws_hf_warpers_distribution(
+    temperature: float, top_k: int, top_p: float
+) -> None:
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(1, 40, generator=generator) * 2
+    scores = TemperatureLogitsWarper(temperature)(None, logits.clone())  # type: ignore[arg-type]
+    if top_k:
+        scores = TopKLogitsWarper(top_k)(None, scores)  # type: ignore[arg-type]
+    if top_p < 1:
+        scores = TopPLogitsWarper(top_p)(None, scores)  # type: ignore[arg-type]
+    expected = scores.softmax(dim=-1)[0]
+    torch.manual_seed(4)
+    draws = _pick(logits.expand(40_000, -1), temperature, top_k, top_p)
+    observed = torch.bincount(draws, minlength=40).float() / draws.shape[0]
+    assert (observed[expected == 0] == 0).all()  # never a token the warpers removed
+    assert torch.allclose(observed, expected, atol=0.01)
+
+
+def test_greedy_picks_the_argmax() -> None:
+    logits = torch.tensor([[0.0, 3.0, 1.0], [5.0, 0.0, 1.0]])
+    assert _pick(logits, 0.0, 0, 1.0).tolist() == [1, 0]
+
+
+def test_weight_updates_are_used_on_the_next_call() -> None:
+    """Base weights changed in place (full fine-tuning) and new adapter weights are read."""
+    team = _team()
+    config = SamplingConfig(num_samples=1, max_new_tokens=12, temperature=0.0)
+    before = team.generate(REQUESTS, config, fused=FusedDecoding())
+    with torch.no_grad():
+        for name, parameter in team.model.named_parameters():
+            if "gate_proj.weight" in name or "lora_A" in name:
+                parameter.add_(torch.randn_like(parameter) * 0.5)
+    after_hf = team.generate(REQUESTS, config)
+    after = team.generate(REQUESTS, config, fused=FusedDecoding())
+    _same(after_hf, after)
+    assert [c.token_ids.tolist() for g in after for c in g] != [
+        c.token_ids.tolist() for g in before for c in g
+    ]
+
+
+def test_a_plain_model_and_a_batch_limit_are_served() -> None:
+    """No adapters at all, several generate calls (batch_size): still HF's answers."""
+    team = load_policy("tiny", agents=["solo_0"], lora=None)
+    model, tokenizer = next(iter(team.models.values())), tiny_tokenizer()
+    requests = [("solo_0", "go"), ("solo_0", "stop here")]
+    config = SamplingConfig(num_samples=3, max_new_tokens=8, temperature=0.0, batch_size=2)
+    hf = sample_completions(model, tokenizer, requests, config)
+    fused = sample_completions(model, tokenizer, requests, config, fused=FusedDecoding())
+    _same(hf, fused)
+
+
+def _llama(**overrides: Any) -> Any:
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        **overrides,
+    )
+    return LlamaForCausalLM(config)
+
+
+def test_models_it_cannot_run_are_refused_with_the_reason() -> None:
+    assert unsupported_reason(_llama()) is None
+    assert "without biases" in str(unsupported_reason(_llama(attention_bias=True)))
+    assert "SiLU" in str(unsupported_reason(_llama(hidden_act="gelu")))
+    with pytest.raises(ValueError, match=r"fused sampler cannot run this model.*biases"):
+        sample_completions(
+            _llama(attention_bias=True),
+            tiny_tokenizer(),
+            [("a", "go")],
+            SamplingConfig(max_new_tokens=2),
+            fused=FusedDecoding(),
+        )
+
+
+def test_the_backend_reports_whether_its_logprobs_are_the_trainers() -> None:
+    team = _team()
+    assert isinstance(make_backend("fused", team), FusedBackend)
+    assert FusedBackend(team, "float32").exact_logprobs
+    assert not FusedBackend(team, "bfloat16").exact_logprobs
+    assert resolve_dtype("auto") in (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        FusedDecoding("float16")
+    check_fusable(team)  # no error
