@@ -9,7 +9,8 @@ weights; the recorded-vs-recomputed log-prob match of the sampled completions is
 either way (``logprob_max_abs_diff``).
 
 Usage: ``python benchmarks/train_step.py [--quick] [--dtype bfloat16] [--profile] [--backend fused
---generation-dtype auto]`` (the sampler: ``--backend`` and its ``--generation-dtype``);
+--generation-dtype auto] [--autocast-dtype auto]`` (the sampler: ``--backend`` and its
+``--generation-dtype``; the loss's ``--autocast-dtype``);
 ``--profile`` prints torch.profiler's top operators of one timed step. Prints one JSON object
 on its last line: ``{"step_s": ..., "sampling_s": ..., "logprob_s": ..., "backward_s": ...,
 "optimizer_s": ..., "tokens_per_second": ..., "logprob_max_abs_diff": ..., "peak_rss_mb": ...}``.
@@ -85,6 +86,7 @@ def run(
     profile: bool,
     backend: str = "hf",
     generation_dtype: str = "float32",
+    autocast_dtype: str = "float32",
 ) -> dict[str, Any]:
     """Time ``steps`` demo-like steps after one warm-up step."""
     import torch
@@ -105,6 +107,7 @@ def run(
             dtype=dtype,
             generation_backend=backend,
             generation_dtype=generation_dtype,
+            autocast_dtype=autocast_dtype,
             output_dir=out,
             run_name="profile",
             progress=False,
@@ -134,6 +137,7 @@ def run(
         "dtype": dtype or "float32",
         "backend": backend,
         "generation_dtype": generation_dtype,
+        "autocast_dtype": autocast_dtype,
         "threads": torch.get_num_threads(),
     }
 
@@ -146,9 +150,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="torch.profiler table")
     parser.add_argument("--backend", default="hf", help="generation backend: hf, fused, vllm")
     parser.add_argument("--generation-dtype", default="float32", help="the sampler's dtype")
+    parser.add_argument("--autocast-dtype", default="float32", help="the loss's autocast dtype")
     args = parser.parse_args()
     steps = args.steps or (2 if args.quick else 5)
-    figures = run(steps, args.dtype, args.profile, args.backend, args.generation_dtype)
+    figures = run(
+        steps, args.dtype, args.profile, args.backend, args.generation_dtype, args.autocast_dtype
+    )
     print(json.dumps(figures))
 
 

@@ -19,11 +19,12 @@ is the mean of the rest, then the median over rounds. Ratios are ours / peer: be
 faster (or smaller). Nothing is downloaded. TRL and CoMLRL come from the ``bench`` extra
 (``pip install -e ".[bench]"``; CoMLRL with ``--no-deps`` if it would move torch).
 
-Usage: ``python benchmarks/trainer_vs_peers.py [--quick]``. Prints one JSON object on its
-last line: ``{"trl_s_per_step": ..., "ours_grpo_s_per_step": ..., "comlrl_s_per_step": ...,
-"ours_magrpo_s_per_step": ..., "grpo_ratio": ..., "magrpo_ratio": ..., "trl_peak_mb": ...,
-"ours_grpo_peak_mb": ..., "comlrl_peak_mb": ..., "ours_magrpo_peak_mb": ...}`` plus the
-settings and the machine's load average.
+Usage: ``python benchmarks/trainer_vs_peers.py [--quick] [--ours-backend fused]`` (our
+trainers sample with HF ``generate`` or the fused sampler, float32 either way). Prints one
+JSON object on its last line: ``{"trl_s_per_step": ..., "ours_grpo_s_per_step": ...,
+"comlrl_s_per_step": ..., "ours_magrpo_s_per_step": ..., "grpo_ratio": ..., "magrpo_ratio": ...,
+"trl_peak_mb": ..., "ours_grpo_peak_mb": ..., "comlrl_peak_mb": ..., "ours_magrpo_peak_mb": ...}``
+plus the settings and the machine's load average.
 """
 
 from __future__ import annotations
@@ -198,6 +199,11 @@ def _run_comlrl(steps: int, new_tokens: int, out: str) -> list[float]:
     return times
 
 
+#: Our trainers' sampler (``--ours-backend``): ``hf`` or ``fused``, both in float32 (the
+#: peers' numerics: the same distribution, the same float32 model).
+OURS_BACKEND = os.environ.get("LLM_MARL_BENCH_BACKEND", "hf")
+
+
 def _run_ours(algo: str, steps: int, new_tokens: int, out: str) -> list[float]:
     from llm_marl.baselines.registry import algorithm
 
@@ -219,6 +225,7 @@ def _run_ours(algo: str, steps: int, new_tokens: int, out: str) -> list[float]:
         output_dir=out,
         run_name=algo,
         progress=False,
+        generation_backend=OURS_BACKEND,
     )
     trainer = trainer_class(config)
     times = []
@@ -266,7 +273,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per run")
     parser.add_argument("--new-tokens", type=int, default=None, help="max new tokens")
     parser.add_argument("--run", choices=RUNS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--ours-backend", choices=("hf", "fused"), default=None, help="our sampler (float32)"
+    )
     args = parser.parse_args()
+    if args.ours_backend:  # the runs are subprocesses: they read it from the environment
+        os.environ["LLM_MARL_BENCH_BACKEND"] = args.ours_backend
     steps = args.steps or (2 if args.quick else 4)
     new_tokens = args.new_tokens or (32 if args.quick else 64)
     if args.run:
@@ -292,6 +304,7 @@ def main() -> None:
             "timed_steps": steps,
             "num_generations": G,
             "max_new_tokens": new_tokens,
+            "ours_backend": os.environ.get("LLM_MARL_BENCH_BACKEND", "hf"),
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "cpus": os.cpu_count(),
         }
