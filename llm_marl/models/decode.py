@@ -163,7 +163,8 @@ class _WeightStore:
     team's frozen base is converted once, a fully trained model after every update."""
 
     def __init__(self) -> None:
-        self.entries: dict[tuple[Any, ...], torch.Tensor] = {}
+        # key -> (the source tensors, kept so that their ids cannot be reused, the copy)
+        self.entries: dict[tuple[Any, ...], tuple[list[torch.Tensor], torch.Tensor]] = {}
         self.used: set[tuple[Any, ...]] = set()
 
     def fused(self, parts: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
@@ -173,10 +174,11 @@ class _WeightStore:
         if key not in self.entries:
             with torch.no_grad():
                 if len(parts) == 1 and parts[0].dtype == dtype:
-                    self.entries[key] = parts[0].detach()  # used as it is: no copy
+                    copy = parts[0].detach()  # used as it is: no copy
                 else:
-                    self.entries[key] = torch.cat([p.detach() for p in parts]).to(dtype)
-        return self.entries[key]
+                    copy = torch.cat([p.detach() for p in parts]).to(dtype)
+            self.entries[key] = (list(parts), copy)
+        return self.entries[key][1]
 
     def drop_unused(self) -> None:
         """Forget the copies this call did not use (stale versions)."""
