@@ -30,6 +30,8 @@ def test_the_hf_backend_is_the_teams_own_generate() -> None:
 
 def test_an_unknown_backend_lists_the_choices() -> None:
     team = load_policy("tiny")
-    with pytest.raises(ValueError, match=r"unknown generation backend 'trt'.*'hf', 'vllm'"):
+    with pytest.raises(
+        ValueError, match=r"unknown generation backend 'trt'.*'hf', 'fused', 'vllm'"
+    ):
         make_backend("trt", team)
-    assert BACKENDS == ("hf", "vllm")
+    assert BACKENDS == ("hf", "fused", "vllm")
