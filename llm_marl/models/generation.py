@@ -123,10 +123,7 @@ def sample_completions(
         if adapter_of is not None:
             adapters = [adapter_of[requests[i][0]] for i, _ in chunk]
         chunk_ids = [ids for _, ids in chunk]
-        if fused is None:
-            sampled.extend(_generate(model, tokenizer, chunk_ids, config, adapters, stops))
-        else:
-            sampled.extend(_fused(model, tokenizer, chunk_ids, config, adapters, stops, fused))
+        sampled.extend(_generate(model, tokenizer, chunk_ids, config, adapters, stops, fused))
     out: list[list[Completion]] = [[] for _ in requests]
     for (i, ids), (new_tokens, new_logprobs) in zip(rows, sampled, strict=True):
         agent, prompt = requests[i]
@@ -209,12 +206,30 @@ def _generate(
     config: SamplingConfig,
     adapters: list[str] | None,
     stops: set[int],
+    fused: FusedDecoding | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """One ``generate`` call; each row's new tokens (padding after EOS included) and their
-    log-probabilities under the sampling distribution before truncation. ``stops``: EOS ids."""
+    """One ``generate`` call (or one :func:`~llm_marl.models.decode.fused_generate` call with
+    ``fused``); each row's new tokens (padding after EOS included) and their log-probabilities
+    under the sampling distribution before truncation. ``stops``: EOS ids."""
     pad_id = _pad_id(tokenizer)
-    ids, mask = left_pad(prompts, pad_id)  # (B, P)
     device = next(model.parameters()).device
+    if fused is not None:
+        stopped = _StopStrings(tokenizer, config.stop, 0).completed if config.stop else None
+        return fused_generate(
+            model,
+            prompts,
+            adapters,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_k=config.top_k,
+            top_p=config.top_p,
+            logprob_temperature=config.logprob_temperature,
+            pad_id=pad_id,
+            stops=stops,
+            stopped=stopped,
+            dtype=resolve_dtype(fused.dtype, device),
+        )
+    ids, mask = left_pad(prompts, pad_id)  # (B, P)
     generation_config = GenerationConfig(
         max_new_tokens=config.max_new_tokens,
         do_sample=not config.greedy,
@@ -249,36 +264,6 @@ def _generate(
     new = sequences[:, ids.shape[1] :]  # (B, T)
     logprobs = recorder.finish(new[:, -1])  # (B, T)
     return list(zip(new.cpu(), logprobs.cpu(), strict=True))
-
-
-def _fused(
-    model: Any,
-    tokenizer: Any,
-    prompts: list[torch.Tensor],
-    config: SamplingConfig,
-    adapters: list[str] | None,
-    stops: set[int],
-    fused: FusedDecoding,
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """As :func:`_generate`, through :func:`~llm_marl.models.decode.fused_generate`."""
-    stopped = None
-    if config.stop:
-        stopped = _StopStrings(tokenizer, config.stop, 0).completed
-    device = next(model.parameters()).device
-    return fused_generate(
-        model,
-        prompts,
-        adapters,
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        top_k=config.top_k,
-        top_p=config.top_p,
-        logprob_temperature=config.logprob_temperature,
-        pad_id=_pad_id(tokenizer),
-        stops=stops,
-        stopped=stopped,
-        dtype=resolve_dtype(fused.dtype, device),
-    )
 
 
 def _shared_prompt_cache(
