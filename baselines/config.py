@@ -84,7 +84,7 @@ class TrainConfig:
     """Longest response in tokens."""
     generation_backend: str = field(default="hf", metadata={"choices": GENERATION_BACKENDS})
     """What samples the rollouts: ``hf`` (the team's own model through HF ``generate``),
-    ``fused`` (the team's own weights through a lean decode loop, Llama-family models: 1.2x
+    ``fused`` (the team's own weights through a lean decode loop, Llama-family models: 1.3x
     HF in float32, about 2x in bfloat16 on a 2-core CPU with AMX) or ``vllm`` (one vLLM
     engine, one LoRA adapter per agent, or a single fully fine-tuned model; ``pip install
     'llm-marl[vllm]'``). The loss always uses the trainer's own log-probs; when the sampler's

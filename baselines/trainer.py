@@ -524,9 +524,11 @@ class Trainer:
         team's own log-probs before the update when another backend sampled or TIS is on)."""
         credits = [self.estimator.assign(tree) for tree in trees]
         # The ratios' old policy must be the trainer's own when the sampler's log-probs are
-        # not (another backend or dtype) or TIS compares the two. With one update per batch
-        # the loss's own detached log-probs are it; several updates need them fixed first.
-        needs_old = not self.backend.exact_logprobs or self.config.tis_cap is not None
+        # not (another backend or dtype, or a loss under autocast) or TIS compares the two.
+        # With one update per batch the loss's own detached log-probs are it; several updates
+        # need them fixed first.
+        autocast = self._loss_dtype()[1] != torch.float32
+        needs_old = not self.backend.exact_logprobs or self.config.tis_cap is not None or autocast
         recompute = needs_old and self.config.inner_epochs > 1
         if self.loss_settings.old_from_loss != (needs_old and not recompute):
             self.loss_settings = replace(
@@ -570,12 +572,16 @@ class Trainer:
     def loss_precision(self) -> contextlib.AbstractContextManager[Any]:
         """``torch.autocast`` in ``config.autocast_dtype`` on the team's device (a no-op
         context in float32): the log-prob passes of the credit and loss stages run in it."""
-        parameter = next(iter(self.team.trainable_parameters(self.team.agents[0])), None)
-        device_type = parameter.device.type if parameter is not None else "cpu"
-        dtype = resolve_dtype(self.config.autocast_dtype, torch.device(device_type))
+        device_type, dtype = self._loss_dtype()
         if dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device_type, dtype=dtype)
+
+    def _loss_dtype(self) -> tuple[str, torch.dtype]:
+        """The team's device type and what ``config.autocast_dtype`` means on it."""
+        parameter = next(iter(self.team.trainable_parameters(self.team.agents[0])), None)
+        device_type = parameter.device.type if parameter is not None else "cpu"
+        return device_type, resolve_dtype(self.config.autocast_dtype, torch.device(device_type))
 
     # --------------------------------------------------------------- evaluation, saving
     def evaluate(self) -> dict[str, float]:

@@ -180,9 +180,11 @@ def main() -> None:
         print(json.dumps(memory_probe(args.memory_probe, new_tokens)))
         return
     rounds, samples = (2, 4) if args.quick else (5, 4)
-    rates = throughput(rounds, new_tokens, samples)
+    # The probes first: a child's peak RSS starts at its parent's (Linux keeps ru_maxrss across
+    # fork and exec), and throughput() makes this process large.
     lora = _probe_in_subprocess("lora", new_tokens)
     separate = _probe_in_subprocess("separate", new_tokens)
+    rates = throughput(rounds, new_tokens, samples)
     result = {
         "batched_tok_s": round(rates["batched"], 1),
         "sequential_tok_s": round(rates["sequential"], 1),

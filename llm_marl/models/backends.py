@@ -90,13 +90,14 @@ class FusedBackend(GenerationBackend):
     def __init__(self, team: Team, dtype: str = "float32") -> None:
         check_fusable(team)
         self.decoding = FusedDecoding(dtype)
-        device = _team_device(team)
-        self.dtype = resolve_dtype(dtype, device)
+        parameter = next(_models(team)[0].parameters())
+        self.dtype = resolve_dtype(dtype, parameter.device)
+        self.team_dtype = parameter.dtype
 
     @property
     def exact_logprobs(self) -> bool:
-        """True in float32."""
-        return self.dtype == torch.float32
+        """True when the sampler runs in the team's own dtype (float32 for a float32 team)."""
+        return self.dtype == self.team_dtype
 
     def generate(
         self, team: Team, requests: Sequence[tuple[str, str]], config: SamplingConfig
@@ -126,10 +127,6 @@ def _models(team: Team) -> list[Any]:
         f"the fused backend samples a LoRA team or a team of separate models, got "
         f"{type(team).__name__}; use the hf backend"
     )
-
-
-def _team_device(team: Team) -> torch.device:
-    return next(_models(team)[0].parameters()).device
 
 
 #: The backend names ``--generation-backend`` accepts.

@@ -141,3 +141,24 @@ def test_a_fused_run_is_refused_up_front_for_a_model_it_cannot_run(
         MAGRPOTrainer(config)
     with pytest.raises(TypeError, match="fused backend samples a LoRA team"):
         check_fusable(object())  # type: ignore[arg-type]
+
+
+def test_a_loss_under_autocast_takes_its_own_logprobs_as_the_old_policy(
+    fast: dict[str, Any],
+) -> None:
+    """The hf sampler's float32 log-probs are not a bfloat16 loss's: before any update no
+    token is clipped, and the gap is logged."""
+    config = MAGRPOConfig(**fast, num_steps=1, clip_epsilon=0.2, autocast_dtype="bfloat16")
+    trainer = MAGRPOTrainer(config)
+    metrics, _ = trainer.train_step()
+    assert trainer.loss_settings.old_from_loss
+    assert metrics["clip_fraction"] == 0.0
+    assert 0 < metrics["logprob_mismatch/mean"] < 0.5
+
+
+def test_a_fused_sampler_in_another_dtype_than_the_team_is_not_exact() -> None:
+    from llm_marl.models.backends import FusedBackend
+
+    team = load_policy("tiny", agents=["left_0", "right_1"], dtype="bfloat16")
+    assert not FusedBackend(team, "float32").exact_logprobs
+    assert FusedBackend(team, "bfloat16").exact_logprobs
