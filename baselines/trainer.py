@@ -186,6 +186,7 @@ class Trainer:
                 team = build_team(placed, list(self.env.possible_agents), saved_team)
         check_agents(team, self.env)
         self.team = team
+        self._loss_dtype = _loss_dtype(team, config.autocast_dtype)  # (device type, dtype)
         self.horizon = env_num_turns(self.env, config.num_turns)
         self._backend, self._owns_backend = backend, backend is None
         if backend is None and config.generation_backend == "vllm":
@@ -527,7 +528,7 @@ class Trainer:
         # not (another backend or dtype, or a loss under autocast) or TIS compares the two.
         # With one update per batch the loss's own detached log-probs are it; several updates
         # need them fixed first.
-        autocast = self._loss_dtype()[1] != torch.float32
+        autocast = self._loss_dtype[1] != torch.float32
         needs_old = not self.backend.exact_logprobs or self.config.tis_cap is not None or autocast
         recompute = needs_old and self.config.inner_epochs > 1
         if self.loss_settings.old_from_loss != (needs_old and not recompute):
@@ -572,16 +573,10 @@ class Trainer:
     def loss_precision(self) -> contextlib.AbstractContextManager[Any]:
         """``torch.autocast`` in ``config.autocast_dtype`` on the team's device (a no-op
         context in float32): the log-prob passes of the credit and loss stages run in it."""
-        device_type, dtype = self._loss_dtype()
+        device_type, dtype = self._loss_dtype
         if dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device_type, dtype=dtype)
-
-    def _loss_dtype(self) -> tuple[str, torch.dtype]:
-        """The team's device type and what ``config.autocast_dtype`` means on it."""
-        parameter = next(iter(self.team.trainable_parameters(self.team.agents[0])), None)
-        device_type = parameter.device.type if parameter is not None else "cpu"
-        return device_type, resolve_dtype(self.config.autocast_dtype, torch.device(device_type))
 
     # --------------------------------------------------------------- evaluation, saving
     def evaluate(self) -> dict[str, float]:
@@ -615,6 +610,13 @@ class Trainer:
             keep=self.config.keep_checkpoints,
             settings=run_settings(self.config),
         )
+
+
+def _loss_dtype(team: Team, autocast_dtype: str) -> tuple[str, torch.dtype]:
+    """The team's device type and what ``autocast_dtype`` means on it."""
+    parameter = next(iter(team.trainable_parameters(team.agents[0])), None)
+    device_type = parameter.device.type if parameter is not None else "cpu"
+    return device_type, resolve_dtype(autocast_dtype, torch.device(device_type))
 
 
 def _seed_everything(seed: int) -> None:

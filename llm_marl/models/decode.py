@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from llm_marl.models.logprobs import left_pad
 from llm_marl.models.prefix import group_prompts
-from llm_marl.models.routing import routable
+from llm_marl.models.routing import lora_layers, routable
 
 __all__ = [
     "DECODE_DTYPES",
@@ -93,15 +93,9 @@ def unsupported_reason(model: Any) -> str | None:
         return "a LoRA adapter on the input embeddings is not supported"
     if type(base.get_output_embeddings()) is not torch.nn.Linear:
         return "a LoRA adapter on the output head is not supported"
-    if _has_lora(model) and not routable(model):
+    if lora_layers(model) and not routable(model):
         return "it runs plain LoRA adapters only (no DoRA or other variants, none merged)"
     return None
-
-
-def _has_lora(model: Any) -> bool:
-    from peft.tuners.lora.layer import LoraLayer
-
-    return any(isinstance(m, LoraLayer) for m in model.modules())
 
 
 class _Projection:
@@ -302,12 +296,15 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 class _Cache:
     """Keys and values of every layer, ``(B, kv_heads, width, head_dim)`` each, written in place."""
 
-    def __init__(self, model: _Model, rows: int, width: int) -> None:
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+        self.keys, self.values = keys, values
+
+    @classmethod
+    def empty(cls, model: _Model, rows: int, width: int) -> _Cache:
+        """Room for ``width`` columns of ``rows`` rows in every layer of ``model``."""
         shape = (rows, model.kv_heads, width, model.head_dim)
-        self.keys = [
-            torch.empty(shape, dtype=model.dtype, device=model.device) for _ in model.layers
-        ]
-        self.values = [torch.empty_like(k) for k in self.keys]
+        keys = [torch.empty(shape, dtype=model.dtype, device=model.device) for _ in model.layers]
+        return cls(keys, [torch.empty_like(k) for k in keys])
 
     def write(
         self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor
@@ -320,14 +317,13 @@ class _Cache:
     def expand(self, owner: torch.Tensor, width: int, columns: int) -> _Cache:
         """A cache of ``len(owner)`` rows, row i a copy of this cache's row ``owner[i]`` over
         its first ``columns`` columns, with room for ``width`` columns."""
-        grown = object.__new__(_Cache)
-        grown.keys, grown.values = [], []
-        for source, target in ((self.keys, grown.keys), (self.values, grown.values)):
-            for tensor in source:
-                rows = tensor.new_empty((owner.shape[0], tensor.shape[1], width, tensor.shape[3]))
-                rows[:, :, :columns] = tensor[:, :, :columns].index_select(0, owner)
-                target.append(rows)
-        return grown
+
+        def grown(tensor: torch.Tensor) -> torch.Tensor:
+            rows = tensor.new_empty((owner.shape[0], tensor.shape[1], width, tensor.shape[3]))
+            rows[:, :, :columns] = tensor[:, :, :columns].index_select(0, owner)
+            return rows
+
+        return _Cache([grown(k) for k in self.keys], [grown(v) for v in self.values])
 
 
 def fused_generate(
@@ -361,7 +357,7 @@ def fused_generate(
         distinct, distinct_mask = distinct.to(device), distinct_mask.to(device).bool()
         positions = (distinct_mask.long().cumsum(dim=1) - 1).clamp(min=0)
         weights.route(groups.adapters)
-        prefill = _Cache(weights, distinct.shape[0], width)
+        prefill = _Cache.empty(weights, distinct.shape[0], width)
         logits_u = weights.forward(distinct, positions, prefill, 0, distinct_mask)
         owner = groups.owner.to(device)
         cache = prefill.expand(owner, width + max_new_tokens, width)

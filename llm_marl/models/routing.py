@@ -27,10 +27,11 @@ from typing import Any
 
 import torch
 
-__all__ = ["adapters_off", "per_row_adapters", "routable", "routed_adapters"]
+__all__ = ["adapters_off", "lora_layers", "per_row_adapters", "routable", "routed_adapters"]
 
 
-def _lora_layers(model: Any) -> list[Any]:
+def lora_layers(model: Any) -> list[Any]:
+    """Every PEFT LoRA layer of ``model`` (none for a plain model)."""
     from peft.tuners.lora.layer import LoraLayer
 
     return [m for m in model.modules() if isinstance(m, LoraLayer)]
@@ -40,7 +41,7 @@ def routable(model: Any) -> bool:
     """True when every LoRA layer of ``model`` is a plain (vanilla) LoRA linear layer."""
     from peft.tuners.lora.layer import Linear
 
-    layers = _lora_layers(model)
+    layers = lora_layers(model)
     return bool(layers) and all(
         type(layer) is Linear and not layer.lora_variant and not layer.merged for layer in layers
     )
@@ -54,7 +55,7 @@ def adapters_off(model: Any) -> Iterator[Any]:
     turns it off for every adapter and back on only for the active one, which would silently
     freeze every other agent of a team.
     """
-    with _base_only(_lora_layers(model)):
+    with _base_only(lora_layers(model)):
         yield model
 
 
@@ -86,7 +87,7 @@ def routed_adapters(model: Any, row_adapters: Sequence[str]) -> Iterator[None]:
     names = sorted(set(row_adapters))
     rows = torch.tensor([names.index(a) for a in row_adapters])  # (B,) adapter of each row
     handles = []
-    layers = _lora_layers(model)
+    layers = lora_layers(model)
     with _base_only(layers):  # PEFT's own forward then computes the base layer only
         try:
             for layer in layers:
