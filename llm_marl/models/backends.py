@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import torch
 
@@ -104,7 +104,7 @@ class FusedBackend(GenerationBackend):
     ) -> list[list[Completion]]:
         """:meth:`Team.generate` with ``fused``."""
         if not isinstance(team, LoRATeam | SeparateTeam):
-            raise TypeError(f"the fused backend samples a LoRATeam or a SeparateTeam, got {team!r}")
+            _refuse(team)
         return team.generate(requests, config, fused=self.decoding)
 
 
@@ -123,6 +123,10 @@ def _models(team: Team) -> list[Any]:
         return [team.model]
     if isinstance(team, SeparateTeam):
         return list(team.models.values())
+    _refuse(team)
+
+
+def _refuse(team: Team) -> NoReturn:
     raise TypeError(
         f"the fused backend samples a LoRA team or a team of separate models, got "
         f"{type(team).__name__}; use the hf backend"
