@@ -99,12 +99,7 @@ from llm_marl.baselines.update import (
 )
 from llm_marl.env_protocol import TextParallelEnv, env_num_turns
 from llm_marl.models import SamplingConfig, Team
-from llm_marl.models.backends import (
-    FusedBackend,
-    GenerationBackend,
-    check_fusable,
-    make_backend,
-)
+from llm_marl.models.backends import GenerationBackend, check_fusable, make_backend
 from llm_marl.models.decode import resolve_dtype
 from llm_marl.models.loading import progress_bars, resolve_device
 
@@ -531,10 +526,9 @@ class Trainer:
         autocast = self._loss_dtype[1] != torch.float32
         needs_old = not self.backend.exact_logprobs or self.config.tis_cap is not None or autocast
         recompute = needs_old and self.config.inner_epochs > 1
-        if self.loss_settings.old_from_loss != (needs_old and not recompute):
-            self.loss_settings = replace(
-                self.loss_settings, old_from_loss=needs_old and not recompute
-            )
+        from_loss = needs_old and not recompute
+        if self.loss_settings.old_from_loss != from_loss:
+            self.loss_settings = replace(self.loss_settings, old_from_loss=from_loss)
         for task in credits:
             if self.config.kl_beta > 0:
                 attach_reference(self.team, task.groups, self.config.logprob_batch_size)
@@ -589,7 +583,7 @@ class Trainer:
             # The rollouts' sampler and dtype: in float32 HF generate's greedy answers; in
             # bfloat16 the bfloat16 copy's (a test's prompts are not shared, so their prefill
             # is most of an evaluation, and bfloat16 ran it 2.2x faster on the demo's posts).
-            sampler = FusedBackend(self.team, self.config.generation_dtype)
+            sampler = self.backend
         return evaluate(self.team, self.eval_env, resets, self.sampling, sampler)
 
     def save_checkpoint(self) -> Path:
