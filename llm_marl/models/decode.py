@@ -122,7 +122,7 @@ class _Projection:
                     lora_b.append(b)
                     owners.append((name, a.shape[0]))
             offset += rows
-        self.weight = store.fused([_base(layer).weight for layer in layers], dtype)  # (out, in)
+        self.weight = store.fused([_base(layer).weight for layer in layers], dtype)
         self.a = torch.cat(lora_a).to(dtype) if lora_a else None  # (R, in)
         self.b = torch.cat(lora_b, dim=1).to(dtype) if lora_b else None  # (out, R)
         self.slots = [name for name, rank in owners for _ in range(rank)]  # adapter of each slot
@@ -141,14 +141,39 @@ class _Projection:
             if unknown:
                 raise KeyError(f"no LoRA adapter {sorted(unknown)} in this layer")
             mask = [[float(slot == row) for slot in self.slots] for row in rows]
-        self.mask = torch.tensor(mask, dtype=self.weight.dtype, device=self.weight.device)[:, None]
+        self.mask = torch.tensor(mask, dtype=self.a.dtype, device=self.a.device)[:, None]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.linear(x, self.weight)
+        out = self.weight(x)
         if self.a is not None and self.b is not None and self.mask is not None:
             hidden = F.linear(x, self.a) * self.mask  # (B, 1, R): each row keeps its ranks
             out = out + F.linear(hidden, self.b)
         return out
+
+
+class _Matrix:
+    """A weight matrix ``(out, in)`` ready for products ``x @ W.T``: on a CPU with oneDNN,
+    reordered once into oneDNN's blocked layout, which makes the small-batch products of
+    decoding about 1.3x (bfloat16) to 3x (float32) faster than ``F.linear`` on the plain
+    matrix; elsewhere the plain matrix."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        self.packed = _packable(weight)
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, 8) if self.packed else weight
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed:
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, None, "none", [], "")
+        return F.linear(x, self.weight)
+
+
+def _packable(weight: torch.Tensor) -> bool:
+    """Whether oneDNN can take ``weight`` in its blocked layout for products."""
+    if weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    if weight.dtype == torch.bfloat16:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return weight.dtype == torch.float32
 
 
 class _WeightStore:
@@ -158,11 +183,11 @@ class _WeightStore:
 
     def __init__(self) -> None:
         # key -> (the source tensors, kept so that their ids cannot be reused, the copy)
-        self.entries: dict[tuple[Any, ...], tuple[list[torch.Tensor], torch.Tensor]] = {}
+        self.entries: dict[tuple[Any, ...], tuple[list[torch.Tensor], _Matrix]] = {}
         self.used: set[tuple[Any, ...]] = set()
 
-    def fused(self, parts: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-        """``parts`` stacked along their first dimension, in ``dtype``."""
+    def fused(self, parts: Sequence[torch.Tensor], dtype: torch.dtype) -> _Matrix:
+        """``parts`` stacked along their first dimension, in ``dtype``, ready for products."""
         key = (dtype, *((id(p), p._version) for p in parts))
         self.used.add(key)
         if key not in self.entries:
@@ -171,7 +196,7 @@ class _WeightStore:
                     copy = parts[0].detach()  # used as it is: no copy
                 else:
                     copy = torch.cat([p.detach() for p in parts]).to(dtype)
-            self.entries[key] = (list(parts), copy)
+            self.entries[key] = (list(parts), _Matrix(copy))
         return self.entries[key][1]
 
     def drop_unused(self) -> None:
@@ -219,6 +244,9 @@ class _Model:
         decoder = base.get_decoder()
         self.dtype = dtype
         self.device = next(base.parameters()).device
+        # The KV cache and attention: float32 on a CPU even for bfloat16 weights, where the
+        # bfloat16 attention kernel measured 4x slower than the float32 one (one query row).
+        self.attention_dtype = torch.float32 if self.device.type == "cpu" else dtype
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
@@ -279,13 +307,18 @@ class _Model:
             v = v.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
             keys, values = cache.write(index, start, k, v)
             attended = F.scaled_dot_product_attention(
-                q, keys, values, attn_mask=mask, scale=1 / math.sqrt(self.head_dim), enable_gqa=True
+                q.to(self.attention_dtype),
+                keys,
+                values,
+                attn_mask=mask,
+                scale=1 / math.sqrt(self.head_dim),
+                enable_gqa=True,
             )
-            h = h + layer.o(attended.transpose(1, 2).reshape(B, T, q_width))
+            h = h + layer.o(attended.transpose(1, 2).reshape(B, T, q_width).to(self.dtype))
             x = self.rms_norm(h, layer.norm_2)
             h = h + layer.down(F.silu(layer.gate(x)) * layer.up(x))
         last = self.rms_norm(h[:, -1], self.norm)
-        return F.linear(last, self.head).float()
+        return self.head(last).float()
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -303,7 +336,8 @@ class _Cache:
     def empty(cls, model: _Model, rows: int, width: int) -> _Cache:
         """Room for ``width`` columns of ``rows`` rows in every layer of ``model``."""
         shape = (rows, model.kv_heads, width, model.head_dim)
-        keys = [torch.empty(shape, dtype=model.dtype, device=model.device) for _ in model.layers]
+        dtype, device = model.attention_dtype, model.device
+        keys = [torch.empty(shape, dtype=dtype, device=device) for _ in model.layers]
         return cls(keys, [torch.empty_like(k) for k in keys])
 
     def write(

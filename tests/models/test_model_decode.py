@@ -18,7 +18,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from llm_marl.models import SamplingConfig, load_policy, tiny_tokenizer
+from llm_marl.models import SamplingConfig, decode, load_policy, tiny_tokenizer
 from llm_marl.models.backends import FusedBackend, check_fusable, make_backend
 from llm_marl.models.decode import FusedDecoding, _pick, resolve_dtype, unsupported_reason
 from llm_marl.models.generation import sample_completions
@@ -47,7 +47,16 @@ def _same(hf: list[list[Any]], fused: list[list[Any]], tolerance: float = 1e-5) 
             assert torch.allclose(a.logprobs, b.logprobs, atol=tolerance)
 
 
-def test_greedy_answers_equal_hf_generate_for_every_agent() -> None:
+@pytest.mark.parametrize("packed", [True, False], ids=["onednn-layout", "plain-weights"])
+def test_greedy_answers_equal_hf_generate_for_every_agent(
+    packed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weights in oneDNN's blocked layout (CPU) and plain weights (elsewhere) both decode as
+    HF does."""
+    if not packed:
+        monkeypatch.setattr(decode, "_packable", lambda weight: False)
+    elif not decode._packable(torch.zeros(2, 2)):
+        pytest.skip("this torch has no oneDNN")
     team = _team()
     config = SamplingConfig(num_samples=2, max_new_tokens=12, temperature=0.0)
     hf = team.generate(REQUESTS, config)
