@@ -199,9 +199,20 @@ class _WeightStore:
             self.entries[key] = (list(parts), _Matrix(copy))
         return self.entries[key][1]
 
-    def drop_unused(self) -> None:
-        """Forget the copies this call did not use (stale versions)."""
-        self.entries = {k: v for k, v in self.entries.items() if k in self.used}
+    def drop_unused(self, dtype: torch.dtype) -> None:
+        """Forget the ``dtype`` copies this call did not use (stale versions, replaced
+        tensors) and the copies of other dtypes whose sources have changed since; the rest
+        stay, so that calls alternating between dtypes convert nothing twice."""
+
+        def kept(key: tuple[Any, ...], sources: list[torch.Tensor]) -> bool:
+            if key in self.used:
+                return True
+            current = all(
+                version == p._version for (_, version), p in zip(key[1:], sources, strict=True)
+            )
+            return key[0] != dtype and current
+
+        self.entries = {k: v for k, v in self.entries.items() if kept(k, v[0])}
         self.used = set()
 
 
@@ -258,7 +269,7 @@ class _Model:
         self.layers = [_Layer(layer, dtype, store) for layer in decoder.layers]
         self.norm = decoder.norm.weight.detach().to(dtype)
         self.head = store.fused([base.get_output_embeddings().weight], dtype)  # (V, D)
-        store.drop_unused()
+        store.drop_unused(dtype)
 
     def route(self, rows: Sequence[str] | None) -> None:
         for layer in self.layers:
@@ -446,10 +457,7 @@ def _pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) ->
         remove[:, -1] = False  # keep at least the most likely token
         scores = scores.masked_fill(remove.scatter(1, order, remove), -math.inf)
     probs = scores.softmax(dim=-1)
-    cumulative = probs.cumsum(dim=-1)
-    draw = torch.rand(probs.shape[0], 1, device=probs.device) * cumulative[:, -1:]
-    picked = torch.searchsorted(cumulative, draw, right=True)[:, 0]
-    picked = picked.clamp(max=probs.shape[-1] - 1)
+    picked = _inverse_cdf(probs, torch.rand(probs.shape[0], 1, device=probs.device))
     # Rounding can land a draw on a zero-probability token at the end: step back to the last
     # token with mass.
     zero = probs.gather(1, picked[:, None])[:, 0] == 0
@@ -457,3 +465,26 @@ def _pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) ->
         last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(dim=-1)
         picked = torch.where(zero, last, picked)
     return picked
+
+
+#: Tokens per block of :func:`_inverse_cdf`'s two-level search.
+_BLOCK = 256
+
+
+def _inverse_cdf(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """The token of each row ``probs (B, V)`` where its CDF first exceeds ``uniform (B, 1)``
+    times its total mass. Two levels, so that no scan runs over the whole vocabulary (a
+    49k-long cumsum costs about as much as the rest of a step's sampling): block sums, the
+    block by a cumsum over them, the token by a cumsum inside that block."""
+    rows, vocab = probs.shape
+    padded = F.pad(probs, (0, -vocab % _BLOCK)) if vocab % _BLOCK else probs
+    blocks = padded.view(rows, -1, _BLOCK)
+    block_cdf = blocks.sum(dim=-1).cumsum(dim=-1)  # (B, blocks)
+    draw = uniform * block_cdf[:, -1:]
+    block = torch.searchsorted(block_cdf, draw, right=True).clamp(max=block_cdf.shape[1] - 1)
+    before = torch.where(
+        block > 0, block_cdf.gather(1, (block - 1).clamp(min=0)), torch.zeros_like(draw)
+    )
+    inside = blocks[torch.arange(rows, device=probs.device), block[:, 0]].cumsum(dim=-1)
+    offset = torch.searchsorted(inside, draw - before, right=True).clamp(max=_BLOCK - 1)
+    return (block[:, 0] * _BLOCK + offset[:, 0]).clamp(max=vocab - 1)

@@ -20,7 +20,13 @@ from transformers import (
 
 from llm_marl.models import SamplingConfig, decode, load_policy, tiny_tokenizer
 from llm_marl.models.backends import FusedBackend, check_fusable, make_backend
-from llm_marl.models.decode import FusedDecoding, _pick, resolve_dtype, unsupported_reason
+from llm_marl.models.decode import (
+    FusedDecoding,
+    _inverse_cdf,
+    _pick,
+    resolve_dtype,
+    unsupported_reason,
+)
 from llm_marl.models.generation import sample_completions
 
 AGENTS = ["left_0", "right_1"]
@@ -122,6 +128,22 @@ def test_the_sampler_draws_hf_warpers_distribution(
     assert torch.allclose(observed, expected, atol=0.01)
 
 
+def test_the_two_level_search_finds_the_token_a_full_cdf_finds() -> None:
+    """Over several blocks and a vocabulary that is not a whole number of them, with blocks
+    of zero mass: the same token as one cumsum over the whole vocabulary."""
+    generator = torch.Generator().manual_seed(5)
+    probs = torch.rand(3000, 1000, generator=generator, dtype=torch.float64)
+    probs[:, 256:600] = 0  # whole blocks without mass
+    probs[:, ::7] = 0
+    uniform = torch.rand(3000, 1, generator=generator, dtype=torch.float64)
+    cdf = probs.cumsum(dim=-1)
+    expected = torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True)[:, 0]
+    picked = _inverse_cdf(probs, uniform)
+    assert torch.equal(picked, expected)
+    assert (probs.gather(1, picked[:, None]) > 0).all()
+    assert int(picked.max()) > 600  # draws land in the blocks after the empty ones
+
+
 def test_greedy_picks_the_argmax() -> None:
     logits = torch.tensor([[0.0, 3.0, 1.0], [5.0, 0.0, 1.0]])
     assert _pick(logits, 0.0, 0, 1.0).tolist() == [1, 0]
@@ -142,6 +164,30 @@ def test_weight_updates_are_used_on_the_next_call() -> None:
     assert [c.token_ids.tolist() for g in after for c in g] != [
         c.token_ids.tolist() for g in before for c in g
     ]
+
+
+def test_converted_weights_are_kept_per_dtype_until_their_sources_change() -> None:
+    """Calls alternating between dtypes convert nothing twice; an update drops stale copies."""
+    team = _team()
+    config = SamplingConfig(num_samples=1, max_new_tokens=4, temperature=0.0)
+    store = decode._store(team.model)
+    team.generate(REQUESTS, config, fused=FusedDecoding("float32"))
+    float32 = {k: v[1] for k, v in store.entries.items()}
+    team.generate(REQUESTS, config, fused=FusedDecoding("bfloat16"))
+    team.generate(REQUESTS, config, fused=FusedDecoding("float32"))
+    assert all(store.entries[k][1] is matrix for k, matrix in float32.items())
+    assert {k[0] for k in store.entries} == {torch.float32, torch.bfloat16}
+    with torch.no_grad():
+        for name, parameter in team.model.named_parameters():
+            if "gate_proj.weight" in name:
+                parameter.add_(1.0)
+    team.generate(REQUESTS, config, fused=FusedDecoding("float32"))
+    # The bfloat16 copies of the changed weights are gone; those of the others stay.
+    changed = {id(p) for n, p in team.model.named_parameters() if "gate_proj.weight" in n}
+    for key, (sources, _) in store.entries.items():
+        assert all(v == p._version for (_, v), p in zip(key[1:], sources, strict=True))
+    bfloat16 = [k for k in store.entries if k[0] == torch.bfloat16]
+    assert bfloat16 and not any(i in changed for k in bfloat16 for i, _ in k[1:])
 
 
 def test_a_plain_model_and_a_batch_limit_are_served() -> None:
