@@ -236,6 +236,10 @@ def train_main(argv: Sequence[str]) -> int:
             trainer = algorithm(algo).trainer_class()(config, saved=saved)
         except _SETUP_ERRORS as error:
             return report("llm-marl train", _message(error))
+        resolved = trainer.resolved_precision()
+        if resolved and trainer.parallel.is_main:
+            settings = ", ".join(f"{name} auto = {dtype}" for name, dtype in resolved.items())
+            print(f"llm-marl train: on this machine {settings}", file=sys.stderr, flush=True)
         try:
             result = trainer.train()
         except Exception as error:

@@ -351,6 +351,19 @@ class Trainer:
         return dict(state["rng"])
 
     # --------------------------------------------------------------- the loop
+    def resolved_precision(self) -> dict[str, str]:
+        """What each precision setting left at ``auto`` means on this machine, by setting:
+        ``{"generation_dtype": "bfloat16", "autocast_dtype": "bfloat16"}`` on a CPU with fast
+        bfloat16 products; empty when none is ``auto``."""
+        device_type, loss_dtype = self._loss_dtype
+        resolved = {}
+        if self.config.generation_dtype == "auto":
+            sampler = resolve_dtype("auto", torch.device(device_type))
+            resolved["generation_dtype"] = _dtype_name(sampler)
+        if self.config.autocast_dtype == "auto":
+            resolved["autocast_dtype"] = _dtype_name(loss_dtype)
+        return resolved
+
     def train(self) -> TrainResult:
         """Run until ``config.num_steps`` updates; write logs, checkpoints and the plot.
 
@@ -604,6 +617,10 @@ class Trainer:
             keep=self.config.keep_checkpoints,
             settings=run_settings(self.config),
         )
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _loss_dtype(team: Team, autocast_dtype: str) -> tuple[str, torch.dtype]:

@@ -5,14 +5,19 @@ allows: every step runs about a dozen small kernels per layer, routes each LoRA 
 separately, grows the KV cache by concatenation (a copy of the whole cache per step) and
 samples through ``torch.multinomial``. This loop computes the same model with:
 
-- the query/key/value and the gate/up projections of each layer fused into one matrix each,
-  and every agent's LoRA adapters on a fused projection stacked into one rank-stacked pair
-  (as in :mod:`~llm_marl.models.routing`), so one layer is four base products and four LoRA
+- the query/key/value projections of each layer fused into one matrix, and every agent's
+  LoRA adapters on a projection stacked into one rank-stacked pair (as in
+  :mod:`~llm_marl.models.routing`), so one layer is five base products and at most five LoRA
   pairs whatever the number of agents;
-- a KV cache allocated once for the prompt plus ``max_new_tokens``, written in place;
+- on a CPU, the base matrices reordered once into oneDNN's blocked layout (kept across calls
+  while the weights are unchanged), which makes the small-batch products of decoding 1.3x
+  (bfloat16) to 3x (float32) faster than ``F.linear`` on plain matrices;
+- a KV cache allocated once for the prompt plus ``max_new_tokens``, written in place, and
+  attention in float32 on a CPU (its bfloat16 kernel measured 4x slower for one query);
 - each distinct ``(adapter, prompt)`` prefilled once and its cache copied to its G rows;
 - sampling by inverse CDF on one uniform draw per row (the same distribution as HF's
-  temperature / top-k / top-p warpers), the log-probs recorded from the raw logits;
+  temperature / top-k / top-p warpers), searched in two levels (blocks, then tokens) instead
+  of a scan over the whole vocabulary, the log-probs recorded from the raw logits;
 - optionally bfloat16 weights (``dtype``), which halves the bytes read per step; on a CPU with
   AMX or AVX512-BF16 that is the largest gain. Recorded log-probs then come from the bfloat16
   model, a little off the float32 trainer's

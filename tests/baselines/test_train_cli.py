@@ -329,3 +329,23 @@ def test_llm_marl_warnings_print_as_one_line(capsys: pytest.CaptureFixture[str])
         SingleFileSplitWarning("a.jsonl serves split 'test'"), SingleFileSplitWarning, "x.py", 1
     )
     assert capsys.readouterr().err == "llm-marl train: warning: a.jsonl serves split 'test'\n"
+
+
+def test_a_run_says_what_auto_precision_means_on_this_machine(
+    fast: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from llm_marl.models.decode import resolve_dtype
+
+    argv = ["train", "--env", "digits_v0", "--model", "tiny", "--num-steps", "1"]
+    argv += ["--max-new-tokens", "4", "--output-dir", fast["output_dir"], "--no-progress"]
+    argv += ["--generation-backend", "fused", "--generation-dtype", "auto"]
+    assert main([*argv, "--autocast-dtype", "auto"]) == 0
+    here = str(resolve_dtype("auto", torch.device("cpu"))).removeprefix("torch.")
+    err = capsys.readouterr().err
+    line = f"on this machine generation_dtype auto = {here}, autocast_dtype auto = {here}"
+    assert line in err
+    # Nothing is said when no setting is auto.
+    assert main([*argv[:-1], "float32", "--overwrite"]) == 0
+    assert "on this machine" not in capsys.readouterr().err
