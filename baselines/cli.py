@@ -236,10 +236,9 @@ def train_main(argv: Sequence[str]) -> int:
             trainer = algorithm(algo).trainer_class()(config, saved=saved)
         except _SETUP_ERRORS as error:
             return report("llm-marl train", _message(error))
-        resolved = trainer.resolved_precision()
-        if resolved and trainer.parallel.is_main:
-            settings = ", ".join(f"{name} auto = {dtype}" for name, dtype in resolved.items())
-            print(f"llm-marl train: on this machine {settings}", file=sys.stderr, flush=True)
+        if trainer.parallel.is_main:
+            for line in start_lines(trainer):
+                print(f"llm-marl train: {line}", file=sys.stderr, flush=True)
         try:
             result = trainer.train()
         except Exception as error:
@@ -262,6 +261,22 @@ def train_main(argv: Sequence[str]) -> int:
         for line in summary_lines(result.run_dir, result.metrics, result.checkpoint, result.plot):
             print(line)
     return 0
+
+
+def start_lines(trainer: Any) -> list[str]:
+    """What a run says before its first step: the checkpoint it resumes from, what each
+    ``auto`` precision setting means on this machine."""
+    lines = []
+    if trainer.resumed_from is not None:
+        lines.append(
+            f"resuming from {trainer.resumed_from} (step {trainer.step} of "
+            f"{trainer.config.num_steps})"
+        )
+    resolved = trainer.resolved_precision()
+    if resolved:
+        settings = ", ".join(f"{name} auto = {dtype}" for name, dtype in resolved.items())
+        lines.append(f"on this machine {settings}")
+    return lines
 
 
 #: Errors of the set-up (settings, env, data, model, device) that are the user's to fix.

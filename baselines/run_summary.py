@@ -45,9 +45,10 @@ def summary_lines(
         last = evaluated[-1]
         tasks = last.get("eval/num_tasks")
         on = f" on {plural(int(tasks), 'test task')}" if tasks else ""
+        copy = " of the bfloat16 copy" if last.get("eval/bfloat16") else ""
         lines.append(
             f"evaluation: eval/team_reward_mean={last['eval/team_reward_mean']:.3f} at step "
-            f"{last['step']} (greedy answers{on})"
+            f"{last['step']} (greedy answers{copy}{on})"
         )
     if sum(r["team_reward_mean"] is not None for r in metrics) >= 4:
         first_q, last_q = quarter_means(metrics)

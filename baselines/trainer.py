@@ -99,7 +99,12 @@ from llm_marl.baselines.update import (
 )
 from llm_marl.env_protocol import TextParallelEnv, env_num_turns
 from llm_marl.models import SamplingConfig, Team
-from llm_marl.models.backends import GenerationBackend, check_fusable, make_backend
+from llm_marl.models.backends import (
+    FusedBackend,
+    GenerationBackend,
+    check_fusable,
+    make_backend,
+)
 from llm_marl.models.decode import resolve_dtype
 from llm_marl.models.loading import progress_bars, resolve_device
 
@@ -350,7 +355,11 @@ class Trainer:
             )
         return dict(state["rng"])
 
-    # --------------------------------------------------------------- the loop
+    @property
+    def resumed_from(self) -> Path | None:
+        """The checkpoint this run goes on from (its step is :attr:`step`); None for a new run."""
+        return self._resume_from
+
     def resolved_precision(self) -> dict[str, str]:
         """What each precision setting left at ``auto`` means on this machine, by setting:
         ``{"generation_dtype": "bfloat16", "autocast_dtype": "bfloat16"}`` on a CPU with fast
@@ -364,6 +373,7 @@ class Trainer:
             resolved["autocast_dtype"] = _dtype_name(loss_dtype)
         return resolved
 
+    # --------------------------------------------------------------- the loop
     def train(self) -> TrainResult:
         """Run until ``config.num_steps`` updates; write logs, checkpoints and the plot.
 
@@ -587,7 +597,8 @@ class Trainer:
 
     # --------------------------------------------------------------- evaluation, saving
     def evaluate(self) -> dict[str, float]:
-        """Greedy answers on the first ``eval_tasks`` test tasks; ``eval/...`` metrics."""
+        """Greedy answers on the first ``eval_tasks`` test tasks; ``eval/...`` metrics, with
+        ``eval/bfloat16`` = 1 when the fused sampler's bfloat16 copy gave the answers."""
         if self.eval_env is None:
             self.eval_env = self.make_env("test")
         resets = evaluation_resets(self.eval_env, self.config.eval_tasks)
@@ -597,7 +608,10 @@ class Trainer:
             # bfloat16 the bfloat16 copy's (a test's prompts are not shared, so their prefill
             # is most of an evaluation, and bfloat16 ran it 2.2x faster on the demo's posts).
             sampler = self.backend
-        return evaluate(self.team, self.eval_env, resets, self.sampling, sampler)
+        metrics = evaluate(self.team, self.eval_env, resets, self.sampling, sampler)
+        if isinstance(sampler, FusedBackend) and sampler.dtype == torch.bfloat16:
+            metrics["eval/bfloat16"] = 1.0  # scored the bfloat16 copy's answers
+        return metrics
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current step (extras included); its folder."""

@@ -134,6 +134,20 @@ def test_resume_takes_the_saved_settings(fast: dict[str, Any]) -> None:
     assert config.num_steps == 2 and config.resume
 
 
+def test_a_resumed_run_says_where_it_goes_on_from(
+    fast: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = fast["output_dir"]
+    argv = ["train", "--env", "digits_v0", "--model", "tiny", "--max-new-tokens", "4"]
+    argv += ["--output-dir", out_dir, "--run-name", "r", "--no-progress"]
+    assert main([*argv, "--num-steps", "2"]) == 0
+    assert "resuming" not in capsys.readouterr().err
+    resume = ["train", "--output-dir", out_dir, "--run-name", "r", "--resume", "--no-progress"]
+    assert main([*resume, "--num-steps", "3"]) == 0
+    checkpoint = Path(out_dir) / "r" / "checkpoints" / "step-000002"
+    assert f"llm-marl train: resuming from {checkpoint} (step 2 of 3)" in capsys.readouterr().err
+
+
 def test_the_demo_config_is_the_documented_default() -> None:
     demo = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
     algo, config = config_from_args(["--config", str(demo)])
@@ -346,6 +360,11 @@ def test_a_run_says_what_auto_precision_means_on_this_machine(
     err = capsys.readouterr().err
     line = f"on this machine generation_dtype auto = {here}, autocast_dtype auto = {here}"
     assert line in err
-    # Nothing is said when no setting is auto.
-    assert main([*argv[:-1], "float32", "--overwrite"]) == 0
-    assert "on this machine" not in capsys.readouterr().err
+    # Nothing is said when no setting is auto; an evaluation in bfloat16 says so.
+    evaluated = ["--eval-every", "1", "--eval-tasks", "2", "--overwrite"]
+    assert main([*argv[:-1], "bfloat16", *evaluated]) == 0
+    out, err = capsys.readouterr()
+    assert "on this machine" not in err
+    assert "(greedy answers of the bfloat16 copy on 2 test tasks)" in out
+    assert main([*argv[:-1], "float32", *evaluated]) == 0
+    assert "(greedy answers on 2 test tasks)" in capsys.readouterr().out
