@@ -193,9 +193,10 @@ class TrainConfig:
             raise ValueError(
                 f"generation_dtype {self.generation_dtype!r} sets the sampler's weights; "
                 "the hf backend samples with the team's own, so use it with "
-                "generation_backend: fused or vllm (or leave it float32)"
+                f"generation_backend: {_DTYPE_BACKENDS.get(self.generation_dtype, 'fused or vllm')}"
+                " (or leave it float32)"
             )
-        only = {"float16": "vllm", "auto": "fused"}.get(self.generation_dtype)
+        only = _DTYPE_BACKENDS.get(self.generation_dtype)
         if only is not None and self.generation_backend != only:
             raise ValueError(
                 f"generation_dtype {self.generation_dtype!r} is for generation_backend: {only} "
@@ -392,6 +393,9 @@ class MAACConfig(ActorCriticConfig):
 
 
 #: Settings a resumed run may change; any other difference from the saved run is refused.
+#: The sampler dtypes that only one generation backend takes.
+_DTYPE_BACKENDS = {"float16": "vllm", "auto": "fused"}
+
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
     {
         "num_steps",

@@ -23,7 +23,11 @@ samples through ``torch.multinomial``. This loop computes the same model with:
   model, a little off the float32 trainer's
   (:func:`~llm_marl.models.backends.logprob_mismatch` measures it).
 
-The weights are read from the model on every call, so a trainer's updates are always used.
+Converted copies of the weights (bfloat16, fused, oneDNN's layout) are reused while their
+source tensors are unchanged: the same tensors with the same in-place version counter, which
+every optimiser step, in-place op and ``load_state_dict`` advances, so a trainer's updates are
+always used. A write through ``tensor.data`` does not advance it: call
+:func:`forget_converted_weights` after one.
 Models that are not plain Llama decoders (biases, query/key norms, sliding windows, other
 activations) are refused by :func:`unsupported_reason`; use the hf sampler for them.
 """
@@ -45,6 +49,7 @@ from llm_marl.models.routing import lora_layers, routable
 __all__ = [
     "DECODE_DTYPES",
     "FusedDecoding",
+    "forget_converted_weights",
     "fused_generate",
     "resolve_dtype",
     "unsupported_reason",
@@ -127,7 +132,7 @@ class _Projection:
                     lora_b.append(b)
                     owners.append((name, a.shape[0]))
             offset += rows
-        self.weight = store.fused([_base(layer).weight for layer in layers], dtype)
+        self.base = store.fused([_base(layer).weight for layer in layers], dtype)
         self.a = torch.cat(lora_a).to(dtype) if lora_a else None  # (R, in)
         self.b = torch.cat(lora_b, dim=1).to(dtype) if lora_b else None  # (out, R)
         self.slots = [name for name, rank in owners for _ in range(rank)]  # adapter of each slot
@@ -149,7 +154,7 @@ class _Projection:
         self.mask = torch.tensor(mask, dtype=self.a.dtype, device=self.a.device)[:, None]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.weight(x)
+        out = self.base(x)
         if self.a is not None and self.b is not None and self.mask is not None:
             hidden = F.linear(x, self.a) * self.mask  # (B, 1, R): each row keeps its ranks
             out = out + F.linear(hidden, self.b)
@@ -198,7 +203,7 @@ class _WeightStore:
         if key not in self.entries:
             with torch.no_grad():
                 if len(parts) == 1 and parts[0].dtype == dtype:
-                    copy = parts[0].detach()  # used as it is: no copy
+                    copy = parts[0].detach()  # no conversion (oneDNN's layout is a copy)
                 else:
                     copy = torch.cat([p.detach() for p in parts]).to(dtype)
             self.entries[key] = (list(parts), _Matrix(copy))
@@ -219,6 +224,13 @@ class _WeightStore:
 
         self.entries = {k: v for k, v in self.entries.items() if kept(k, v[0])}
         self.used = set()
+
+
+def forget_converted_weights(model: Any) -> None:
+    """Drop the fused sampler's converted copies of ``model``'s weights, so that its next call
+    converts them again: needed only after writes that bypass autograd's version counter
+    (``param.data.copy_(...)``, ``param.data = ...``)."""
+    _store(model).entries.clear()
 
 
 def _store(model: Any) -> _WeightStore:

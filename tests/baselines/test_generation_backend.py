@@ -47,6 +47,8 @@ def test_the_config_names_the_backends_of_the_models_package() -> None:
         MAGRPOConfig(generation_backend="vllm", generation_dtype="int4")
     with pytest.raises(ValueError, match="use it with generation_backend: fused or vllm"):
         MAGRPOConfig(generation_dtype="bfloat16")
+    with pytest.raises(ValueError, match="use it with generation_backend: fused \\(or"):
+        MAGRPOConfig(generation_dtype="auto")  # the one backend that takes auto
     with pytest.raises(ValueError, match="'auto' is for generation_backend: fused only"):
         MAGRPOConfig(generation_backend="vllm", generation_dtype="auto")
     with pytest.raises(ValueError, match="'float16' is for generation_backend: vllm only"):

@@ -190,6 +190,22 @@ def test_converted_weights_are_kept_per_dtype_until_their_sources_change() -> No
     assert bfloat16 and not any(i in changed for k in bfloat16 for i, _ in k[1:])
 
 
+def test_writes_through_data_are_used_after_forget_converted_weights() -> None:
+    """``.data`` writes do not advance the version counter; forgetting the copies helps."""
+    team = _team()
+    config = SamplingConfig(num_samples=1, max_new_tokens=6, temperature=0.0)
+    before = team.generate(REQUESTS, config, fused=FusedDecoding())
+    for name, parameter in team.model.named_parameters():
+        if "down_proj.base_layer.weight" in name or name.endswith("down_proj.weight"):
+            parameter.data.mul_(0).add_(torch.randn_like(parameter) * 2)
+    hf = team.generate(REQUESTS, config)
+    assert [c.token_ids.tolist() for g in hf for c in g] != [
+        c.token_ids.tolist() for g in before for c in g
+    ]
+    decode.forget_converted_weights(team.model)
+    _same(hf, team.generate(REQUESTS, config, fused=FusedDecoding()))
+
+
 def test_a_plain_model_and_a_batch_limit_are_served() -> None:
     """No adapters at all, several generate calls (batch_size): still HF's answers."""
     team = load_policy("tiny", agents=["solo_0"], lora=None)
