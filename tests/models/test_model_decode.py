@@ -22,8 +22,8 @@ from llm_marl.models import SamplingConfig, decode, load_policy, tiny_tokenizer
 from llm_marl.models.backends import FusedBackend, check_fusable, make_backend
 from llm_marl.models.decode import (
     FusedDecoding,
+    _draw,
     _inverse_cdf,
-    _pick,
     resolve_dtype,
     unsupported_reason,
 )
@@ -53,12 +53,15 @@ def _same(hf: list[list[Any]], fused: list[list[Any]], tolerance: float = 1e-5) 
             assert torch.allclose(a.logprobs, b.logprobs, atol=tolerance)
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["prompt-read-once", "prompt-per-row"])
 @pytest.mark.parametrize("packed", [True, False], ids=["onednn-layout", "plain-weights"])
 def test_greedy_answers_equal_hf_generate_for_every_agent(
-    packed: bool, monkeypatch: pytest.MonkeyPatch
+    packed: bool, shared: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Weights in oneDNN's blocked layout (CPU) and plain weights (elsewhere) both decode as
-    HF does."""
+    HF does, with the G rows of a prompt reading its keys and values from one copy or each
+    from its own."""
+    monkeypatch.setattr(decode, "_SHARED_MIN_COLUMNS", 0 if shared else 10**9)
     if not packed:
         monkeypatch.setattr(decode, "_packable", lambda weight: False)
     elif not decode._packable(torch.zeros(2, 2)):
@@ -82,9 +85,12 @@ def test_stop_strings_end_answers_where_hf_ends_them() -> None:
     _same(team.generate(REQUESTS, config), team.generate(REQUESTS, config, fused=FusedDecoding()))
 
 
-def test_sampled_logprobs_equal_the_trainers_recomputation() -> None:
+@pytest.mark.parametrize(("top_k", "top_p"), [(0, 0.9), (0, 1.0), (7, 0.95)])
+def test_sampled_logprobs_equal_the_trainers_recomputation(top_k: int, top_p: float) -> None:
     team = _team()
-    config = SamplingConfig(num_samples=4, max_new_tokens=10, temperature=0.8, top_p=0.9)
+    config = SamplingConfig(
+        num_samples=4, max_new_tokens=10, temperature=0.8, top_k=top_k, top_p=top_p
+    )
     torch.manual_seed(1)
     completions = [c for g in team.generate(REQUESTS, config, fused=FusedDecoding()) for c in g]
     recomputed = team.logprobs(completions)
@@ -108,7 +114,8 @@ def test_bfloat16_samples_stay_close_to_the_float32_model() -> None:
 
 
 @pytest.mark.parametrize(
-    ("temperature", "top_k", "top_p"), [(1.0, 0, 1.0), (0.7, 5, 1.0), (1.3, 0, 0.6)]
+    ("temperature", "top_k", "top_p"),
+    [(1.0, 0, 1.0), (0.7, 5, 1.0), (1.3, 0, 0.6), (0.8, 0, 0.97), (0.9, 12, 0.8)],
 )
 def test_the_sampler_draws_hf_warpers_distribution(
     temperature: float, top_k: int, top_p: float
@@ -122,7 +129,7 @@ def test_the_sampler_draws_hf_warpers_distribution(
         scores = TopPLogitsWarper(top_p)(None, scores)  # type: ignore[arg-type]
     expected = scores.softmax(dim=-1)[0]
     torch.manual_seed(4)
-    draws = _pick(logits.expand(40_000, -1), temperature, top_k, top_p)
+    draws, _ = _draw(logits.expand(40_000, -1).clone(), temperature, top_k, top_p, temperature)
     observed = torch.bincount(draws, minlength=40).float() / draws.shape[0]
     assert (observed[expected == 0] == 0).all()  # never a token the warpers removed
     assert torch.allclose(observed, expected, atol=0.01)
@@ -144,9 +151,21 @@ def test_the_two_level_search_finds_the_token_a_full_cdf_finds() -> None:
     assert int(picked.max()) > 600  # draws land in the blocks after the empty ones
 
 
+def test_the_logprob_is_at_its_own_temperature_before_truncation() -> None:
+    generator = torch.Generator().manual_seed(6)
+    logits = torch.randn(64, 50, generator=generator) * 3
+    for temperature, logprob_temperature in [(0.7, 0.7), (0.7, 1.0)]:
+        picked, logprobs = _draw(logits.clone(), temperature, 4, 0.9, logprob_temperature)
+        expected = (logits / logprob_temperature).log_softmax(dim=-1)
+        assert torch.allclose(logprobs, expected.gather(1, picked[:, None])[:, 0], atol=1e-5)
+        assert (logits.topk(4).values[:, -1] <= logits.gather(1, picked[:, None])[:, 0]).all()
+
+
 def test_greedy_picks_the_argmax() -> None:
     logits = torch.tensor([[0.0, 3.0, 1.0], [5.0, 0.0, 1.0]])
-    assert _pick(logits, 0.0, 0, 1.0).tolist() == [1, 0]
+    picked, logprobs = _draw(logits.clone(), 0.0, 0, 1.0, 1.0)
+    assert picked.tolist() == [1, 0]
+    assert torch.allclose(logprobs, logits.log_softmax(dim=-1)[[0, 1], [1, 0]])
 
 
 def test_weight_updates_are_used_on_the_next_call() -> None:
@@ -185,9 +204,9 @@ def test_converted_weights_are_kept_per_dtype_until_their_sources_change() -> No
     # The bfloat16 copies of the changed weights are gone; those of the others stay.
     changed = {id(p) for n, p in team.model.named_parameters() if "gate_proj.weight" in n}
     for key, (sources, _) in store.entries.items():
-        assert all(v == p._version for (_, v), p in zip(key[1:], sources, strict=True))
+        assert all(v == p._version for (_, v), p in zip(key[1], sources, strict=True))
     bfloat16 = [k for k in store.entries if k[0] == torch.bfloat16]
-    assert bfloat16 and not any(i in changed for k in bfloat16 for i, _ in k[1:])
+    assert bfloat16 and not any(i in changed for k in bfloat16 for i, _ in k[1])
 
 
 def test_writes_through_data_are_used_after_forget_converted_weights() -> None:
