@@ -53,15 +53,17 @@ def _same(hf: list[list[Any]], fused: list[list[Any]], tolerance: float = 1e-5) 
             assert torch.allclose(a.logprobs, b.logprobs, atol=tolerance)
 
 
+@pytest.mark.parametrize("split", [True, False], ids=["prefill-per-prompt", "prefill-batched"])
 @pytest.mark.parametrize("shared", [True, False], ids=["prompt-read-once", "prompt-per-row"])
 @pytest.mark.parametrize("packed", [True, False], ids=["onednn-layout", "plain-weights"])
 def test_greedy_answers_equal_hf_generate_for_every_agent(
-    packed: bool, shared: bool, monkeypatch: pytest.MonkeyPatch
+    packed: bool, shared: bool, split: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Weights in oneDNN's blocked layout (CPU) and plain weights (elsewhere) both decode as
     HF does, with the G rows of a prompt reading its keys and values from one copy or each
-    from its own."""
+    from its own, and the prompts prefilled in one padded batch or one at a time."""
     monkeypatch.setattr(decode, "_SHARED_MIN_COLUMNS", 0 if shared else 10**9)
+    monkeypatch.setattr(decode, "_SPLIT_PREFILL_MIN_COLUMNS", 0 if split else 10**9)
     if not packed:
         monkeypatch.setattr(decode, "_packable", lambda weight: False)
     elif not decode._packable(torch.zeros(2, 2)):
@@ -71,6 +73,9 @@ def test_greedy_answers_equal_hf_generate_for_every_agent(
     hf = team.generate(REQUESTS, config)
     fused = team.generate(REQUESTS, config, fused=FusedDecoding())
     _same(hf, fused)
+    # One sample per prompt: the rows decode in the prefill's own cache.
+    single = SamplingConfig(num_samples=1, max_new_tokens=12, temperature=0.0)
+    _same(team.generate(REQUESTS, single), team.generate(REQUESTS, single, fused=FusedDecoding()))
     # The adapters matter: the two agents answer the same prompt differently.
     same_prompt = [("left_0", "go"), ("right_1", "go")]
     left, right = team.generate(same_prompt, config, fused=FusedDecoding())
