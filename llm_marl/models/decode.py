@@ -724,17 +724,23 @@ def _nucleus_floor(mass: torch.Tensor, top_p: float) -> torch.Tensor:
     (drop the least likely tokens while their sum is at most ``1 - top_p`` of the total) as
     keep token j of the descending order while the mass before it is below ``top_p``.
 
-    Tokens below ``(1 - top_p) / V`` of the total are dropped whatever the rest (all of them
-    together are at most ``1 - top_p``), so only the tokens above that are sorted."""
-    total = mass.sum(dim=-1, keepdim=True)
-    candidate = mass >= total * ((1 - top_p) / mass.shape[-1])
-    floors = []
-    for row, keep, row_total in zip(mass, candidate, total, strict=True):
-        ordered = row[keep].sort(descending=True).values
-        before = ordered.cumsum(dim=0) - ordered
-        kept = int((before < top_p * row_total).sum().clamp(min=1))
-        floors.append(ordered[kept - 1])
-    return torch.stack(floors)[:, None]
+    Only the largest ``k`` masses are found (``topk``, no sort of the vocabulary), ``k``
+    growing until every row's nucleus ends inside them: a nucleus is usually far smaller
+    than the vocabulary, and sorting it all measured 15 ms a step."""
+    goal = top_p * mass.sum(dim=-1, keepdim=True)
+    k = min(_NUCLEUS_GUESS, mass.shape[-1])
+    while True:
+        ordered = torch.topk(mass, k, dim=-1).values  # (B, k), descending
+        before = ordered.cumsum(dim=-1) - ordered
+        kept = (before < goal).sum(dim=-1, keepdim=True).clamp(min=1)  # (B, 1)
+        # A row with kept < k has a token that ends its nucleus among its k largest.
+        if k == mass.shape[-1] or bool((kept < k).all()):
+            return ordered.gather(1, kept - 1)
+        k = min(4 * k, mass.shape[-1])
+
+
+#: The first number of candidates :func:`_nucleus_floor` looks at.
+_NUCLEUS_GUESS = 256
 
 
 #: The shortest prompt (in columns, padding included) whose keys and values the G rows of a
