@@ -12,6 +12,7 @@ model instead (evaluation only). This module imports torch; ``llm_marl`` and ``l
 do not.
 """
 
+from llm_marl.models.decode import FusedDecoding
 from llm_marl.models.embedded import embedded_gguf, embedded_model_dir
 from llm_marl.models.generation import sample_completions
 from llm_marl.models.loading import EMBEDDED, load_model
@@ -27,6 +28,7 @@ __all__ = [
     "EMBEDDED",
     "TINY",
     "Completion",
+    "FusedDecoding",
     "LoRASettings",
     "LoRATeam",
     "OpenAITeam",

@@ -93,6 +93,10 @@ def sample_completions(
     if not requests:
         return []
     if fused is not None:
+        if not isinstance(fused, FusedDecoding):
+            raise TypeError(
+                f"fused must be a FusedDecoding (e.g. FusedDecoding('auto')) or None, got {fused!r}"
+            )
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"the fused sampler cannot run this model: {reason}; use the hf one")

@@ -277,3 +277,14 @@ def test_the_backend_reports_whether_its_logprobs_are_the_trainers() -> None:
     with pytest.raises(ValueError, match="dtype must be one of"):
         FusedDecoding("float16")
     check_fusable(team)  # no error
+
+
+def test_fused_must_be_a_fused_decoding_from_the_models_package() -> None:
+    """``fused="auto"`` is refused with what to pass instead; the class is exported."""
+    from llm_marl.models import FusedDecoding as Exported
+
+    assert Exported is FusedDecoding
+    team = _team()
+    config = SamplingConfig(num_samples=1, max_new_tokens=2)
+    with pytest.raises(TypeError, match="FusedDecoding"):
+        team.generate(REQUESTS, config, fused="auto")
