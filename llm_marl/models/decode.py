@@ -25,8 +25,8 @@ samples through ``torch.multinomial``. This loop computes the same model with:
   every row is its own prompt (G = 1);
 - sampling by inverse CDF on one uniform draw per row (the same distribution as HF's
   temperature / top-k / top-p warpers), searched in two levels (blocks, then tokens) instead
-  of a scan over the whole vocabulary; top-p sorts only the tokens that can be in the
-  nucleus, not the whole vocabulary; the log-probs recorded from the raw logits; one logits
+  of a scan over the whole vocabulary; top-p finds the nucleus among the largest masses,
+  without a sort of the whole vocabulary; the log-probs recorded from the raw logits; one logits
   buffer reused across steps;
 - optionally bfloat16 weights (``dtype``), which halves the bytes read per step; on a CPU with
   AMX or AVX512-BF16 that is the largest gain. Recorded log-probs then come from the bfloat16
@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -597,17 +597,17 @@ def fused_generate(
         positions = (distinct_mask.long().cumsum(dim=1) - 1).clamp(min=0)
         owner = groups.owner.to(device)
         rows, unique = owner.shape[0], distinct.shape[0]
-        own_prompts = rows == unique and bool((owner == torch.arange(rows, device=device)).all())
+        group = _rows_per_prompt(owner, unique)
         # Rows that are their own prompts decode in the prefill's cache (no copy).
-        prefill = _Cache.empty(weights, unique, width + (max_new_tokens if own_prompts else 0))
+        prefill = _Cache.empty(weights, unique, width + (max_new_tokens if group == 1 else 0))
         logits_u = _prefill(weights, distinct, distinct_mask, positions, prefill, groups.adapters)
         cache: _Cache | _SharedCache
         shared = device.type == "cpu" and width >= _SHARED_MIN_COLUMNS
-        if own_prompts:
+        if group == 1:
             cache = prefill
-        elif shared and _shares_prompts(owner, unique):
+        elif shared and group is not None:
             new = _Cache.empty(weights, rows, max_new_tokens)
-            cache = _SharedCache(prefill, new, distinct_mask, rows // unique)
+            cache = _SharedCache(prefill, new, distinct_mask, group)
         else:
             cache = prefill.expand(owner, width + max_new_tokens, width)
         del prefill
@@ -670,8 +670,9 @@ def _prefill(
         first = P - length
         weights.route(None if adapters is None else [adapters[i]])
         own = cache.view(i, first)  # row i from column ``first`` on
-        for columns in (*cache.keys, *cache.values):
-            columns[i, :, :first] = 0  # masked, but read: no stale NaN may sit there
+        if first:
+            for columns in (*cache.keys, *cache.values):
+                columns[i, :, :first] = 0  # masked, but read: no stale NaN may sit there
         logits.append(
             weights.forward(
                 ids[i : i + 1, first:],
@@ -762,35 +763,25 @@ _SHARED_MIN_COLUMNS = 128
 _SPLIT_PREFILL_MIN_COLUMNS = 128
 
 
-def _shares_prompts(owner: torch.Tensor, prompts: int) -> bool:
-    """Whether rows ``owner`` (the prompt of each) are G > 1 rows per prompt, in order."""
+def _rows_per_prompt(owner: torch.Tensor, prompts: int) -> int | None:
+    """G when rows ``owner`` (the prompt of each) are G rows per prompt, in order (rows
+    ``i * G .. i * G + G - 1`` on prompt i); else None."""
     rows = owner.shape[0]
-    if rows % prompts or rows == prompts:
-        return False
+    if rows % prompts:
+        return None
     expected = torch.arange(prompts, device=owner.device).repeat_interleave(rows // prompts)
-    return bool(torch.equal(owner, expected))
+    return rows // prompts if torch.equal(owner, expected) else None
 
 
 #: Tokens per block of :func:`_inverse_cdf`'s two-level search.
 _BLOCK = 256
 
 
-@overload
-def _inverse_cdf(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor: ...
-
-
-@overload
-def _inverse_cdf(
-    probs: torch.Tensor, uniform: torch.Tensor, with_total: Literal[True]
-) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-def _inverse_cdf(probs: torch.Tensor, uniform: torch.Tensor, with_total: bool = False) -> Any:
+def _inverse_cdf(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
     """The token of each row ``probs (B, V)`` where its CDF first exceeds ``uniform (B, 1)``
-    times its total mass (and, with ``with_total``, that mass ``(B,)``). Two levels, so that
-    no scan runs over the whole vocabulary (a 49k-long cumsum costs about as much as the rest
-    of a step's sampling): block sums, the block by a cumsum over them, the token by a cumsum
-    inside that block."""
+    times its total mass. Two levels, so that no scan runs over the whole vocabulary (a
+    49k-long cumsum costs about as much as the rest of a step's sampling): block sums, the
+    block by a cumsum over them, the token by a cumsum inside that block."""
     rows, vocab = probs.shape
     padded = F.pad(probs, (0, -vocab % _BLOCK)) if vocab % _BLOCK else probs
     blocks = padded.view(rows, -1, _BLOCK)
@@ -802,5 +793,4 @@ def _inverse_cdf(probs: torch.Tensor, uniform: torch.Tensor, with_total: bool = 
     )
     inside = blocks[torch.arange(rows, device=probs.device), block[:, 0]].cumsum(dim=-1)
     offset = torch.searchsorted(inside, draw - before, right=True).clamp(max=_BLOCK - 1)
-    picked = (block[:, 0] * _BLOCK + offset[:, 0]).clamp(max=vocab - 1)
-    return (picked, block_cdf[:, -1]) if with_total else picked
+    return (block[:, 0] * _BLOCK + offset[:, 0]).clamp(max=vocab - 1)
