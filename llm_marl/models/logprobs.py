@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.checkpoint import checkpoint
+import torch.nn.functional as F
 
 from llm_marl.models.prefix import (
     cache_argument,
@@ -208,26 +208,67 @@ def head_logprobs(
 ) -> torch.Tensor:
     """``log softmax(head(hidden) / temperature)[target]`` per token, ``(N,)`` float32.
 
-    The vocabulary-wide logits exist for ``chunk_tokens`` tokens at a time; under grad each
-    chunk is recomputed in the backward pass instead of being kept (a ``(N, V)`` float32
-    copy is 200 KB per token for a 49k vocabulary).
+    The vocabulary-wide logits exist for ``chunk_tokens`` tokens at a time and are never kept:
+    the backward pass recomputes each chunk's logits and turns them into the gradient in place
+    (a ``(N, V)`` float32 copy is 200 KB per token for a 49k vocabulary). Under autocast the
+    head's weight is cast once for all chunks, not once per chunk and pass.
     """
+    weight, bias = head.weight, getattr(head, "bias", None)
+    device_type = hidden.device.type
+    if torch.is_autocast_enabled(device_type):
+        dtype = torch.get_autocast_dtype(device_type)
+        weight = weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+    hidden = hidden.to(weight.dtype)
     out = []
-    for start in range(0, int(hidden.shape[0]), chunk_tokens):
-        part = slice(start, start + chunk_tokens)
-        args = (hidden[part], targets[part], temperature[part])
-        if torch.is_grad_enabled():
-            value = checkpoint(_picked_logprobs, head, *args, use_reentrant=False)
-        else:
-            value = _picked_logprobs(head, *args)
-        out.append(value)
+    with torch.autocast(device_type, enabled=False):
+        for start in range(0, int(hidden.shape[0]), chunk_tokens):
+            part = slice(start, start + chunk_tokens)
+            args = (hidden[part], weight, bias, targets[part], temperature[part])
+            out.append(_HeadLogprobs.apply(*args))
     return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
 
 
-def _picked_logprobs(
-    head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
+class _HeadLogprobs(torch.autograd.Function):
+    """One chunk of :func:`head_logprobs`: forward keeps only the log-normalisers; backward
+    recomputes the logits and makes ``softmax - onehot`` of them in place."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        targets: torch.Tensor,
+        scale: torch.Tensor,
+    ) -> torch.Tensor:
+        logits = _scaled_logits(hidden, weight, bias, scale)  # (n, V) float32
+        normalizer = torch.logsumexp(logits, dim=-1)  # (n,)
+        picked = logits.gather(-1, targets[:, None])[:, 0]
+        ctx.save_for_backward(hidden, weight, bias, targets, scale, normalizer)
+        return picked - normalizer
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        hidden, weight, bias, targets, scale, normalizer = ctx.saved_tensors
+        # d(picked - logsumexp)/d logits = onehot - softmax; logits = raw / scale.
+        logits = _scaled_logits(hidden, weight, bias, scale)
+        factor = (grad / scale)[:, None]  # (n, 1)
+        raw = logits.sub_(normalizer[:, None]).exp_().mul_(-factor)  # -softmax * factor
+        raw.scatter_add_(-1, targets[:, None], factor)
+        raw = raw.to(weight.dtype)  # (n, V): the gradient of the raw logits
+        needs = ctx.needs_input_grad
+        grad_hidden = raw @ weight if needs[0] else None
+        grad_weight = raw.t() @ hidden if needs[1] else None
+        grad_bias = raw.sum(dim=0) if bias is not None and needs[2] else None
+        return grad_hidden, grad_weight, grad_bias, None, None
+
+
+def _scaled_logits(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, scale: torch.Tensor
 ) -> torch.Tensor:
-    return _target_logprobs(head(hidden).float() / scale[:, None], targets)  # (n,)
+    """``(hidden @ weight.T + bias) / scale`` in float32, ``(n, V)``."""
+    return F.linear(hidden, weight, bias).float().div_(scale[:, None])
 
 
 def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -112,6 +112,43 @@ def test_head_logprobs_in_chunks_equal_one_log_softmax(chunk: int) -> None:
     torch.testing.assert_close(g_got, g_want)
 
 
+def test_head_logprobs_gradients_reach_the_head_weight_and_bias() -> None:
+    """A trained head (full fine-tuning) gets the same weight and bias gradients as from one
+    log-softmax."""
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 11, bias=True)
+    hidden = torch.randn(7, 8, requires_grad=True)
+    targets = torch.randint(0, 11, (7,))
+    scale = torch.rand(7) + 0.5
+    weights = torch.randn(7)
+    got = head_logprobs(head, hidden, targets, scale, chunk_tokens=3)
+    grads_got = torch.autograd.grad((got * weights).sum(), [hidden, head.weight, head.bias])
+    want = torch.log_softmax(head(hidden) / scale[:, None], dim=-1).gather(1, targets[:, None])[:, 0]
+    grads_want = torch.autograd.grad((want * weights).sum(), [hidden, head.weight, head.bias])
+    torch.testing.assert_close(got, want)
+    for a, b in zip(grads_got, grads_want, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_head_logprobs_under_autocast_match_the_autocast_log_softmax() -> None:
+    """Under bfloat16 autocast the head's products run in bfloat16 (the weight cast once) and
+    the values and gradients stay those of the plain autocast computation, up to rounding."""
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, 50, bias=False)
+    hidden = torch.randn(9, 16, requires_grad=True)
+    targets = torch.randint(0, 50, (9,))
+    scale = torch.full((9,), 0.9)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = head_logprobs(head, hidden, targets, scale, chunk_tokens=4)
+        logits = head(hidden).float() / 0.9
+    want = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    (g_got,) = torch.autograd.grad(got.sum(), hidden)
+    (g_want,) = torch.autograd.grad(want.sum(), hidden)
+    torch.testing.assert_close(g_got, g_want, atol=2e-2, rtol=2e-2)
+
+
 def test_shared_prefill_sampling_still_records_the_recomputed_logprobs() -> None:
     """Sampling with the shared prompt cache records what the loss recomputes."""
     torch.manual_seed(0)
