@@ -210,8 +210,10 @@ def head_logprobs(
 
     The vocabulary-wide logits exist for ``chunk_tokens`` tokens at a time and are never kept:
     the backward pass recomputes each chunk's logits and turns them into the gradient in place
-    (a ``(N, V)`` float32 copy is 200 KB per token for a 49k vocabulary). Under autocast the
-    head's weight is cast once for all chunks, not once per chunk and pass.
+    (a ``(N, V)`` float32 copy is 200 KB per token for a 49k vocabulary). Every chunk, forward
+    and backward, works in the same two buffers (a fresh buffer of that size costs more in
+    page faults on a CPU than the arithmetic done in it), and under autocast the head's
+    weight is cast once for all chunks.
     """
     weight, bias = head.weight, getattr(head, "bias", None)
     device_type = hidden.device.type
@@ -220,13 +222,48 @@ def head_logprobs(
         weight = weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
     hidden = hidden.to(weight.dtype)
+    scratch = _Scratch(min(chunk_tokens, int(hidden.shape[0])), weight)
     out = []
     with torch.autocast(device_type, enabled=False):
         for start in range(0, int(hidden.shape[0]), chunk_tokens):
             part = slice(start, start + chunk_tokens)
-            args = (hidden[part], weight, bias, targets[part], temperature[part])
+            args = (hidden[part], weight, bias, targets[part], temperature[part], scratch)
             out.append(_HeadLogprobs.apply(*args))
     return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
+
+
+class _Scratch:
+    """The ``(n, V)`` buffers of :func:`head_logprobs`' chunks: the head's products (in the
+    weight's dtype) and their float32 copy (the same buffer for a float32 weight)."""
+
+    def __init__(self, rows: int, weight: torch.Tensor) -> None:
+        shape = (rows, int(weight.shape[0]))
+        self.scores = torch.empty(shape, dtype=weight.dtype, device=weight.device)
+        is_float = weight.dtype == torch.float32
+        self.logits = self.scores if is_float else torch.empty_like(self.scores, dtype=torch.float32)
+
+    def scaled_logits(
+        self,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        scale: torch.Tensor,
+    ) -> torch.Tensor:
+        """``(hidden @ weight.T + bias) / scale`` in float32, ``(n, V)``, in the buffers."""
+        n = int(hidden.shape[0])
+        scores, logits = self.scores[:n], self.logits[:n]
+        if bias is None:
+            torch.mm(hidden, weight.t(), out=scores)
+        else:
+            torch.addmm(bias, hidden, weight.t(), out=scores)
+        if logits is not scores:
+            logits.copy_(scores)
+        return logits.div_(scale[:, None])
+
+    def in_weight_dtype(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` (a view of the float32 buffer) in the weight's dtype."""
+        n = int(values.shape[0])
+        return values if self.logits is self.scores else self.scores[:n].copy_(values)
 
 
 class _HeadLogprobs(torch.autograd.Function):
@@ -241,34 +278,31 @@ class _HeadLogprobs(torch.autograd.Function):
         bias: torch.Tensor | None,
         targets: torch.Tensor,
         scale: torch.Tensor,
+        scratch: _Scratch,
     ) -> torch.Tensor:
-        logits = _scaled_logits(hidden, weight, bias, scale)  # (n, V) float32
-        normalizer = torch.logsumexp(logits, dim=-1)  # (n,)
+        logits = scratch.scaled_logits(hidden, weight, bias, scale)  # (n, V) float32
         picked = logits.gather(-1, targets[:, None])[:, 0]
+        top = logits.amax(dim=-1, keepdim=True)  # (n, 1): logsumexp in place
+        normalizer = logits.sub_(top).exp_().sum(dim=-1).log_().add_(top[:, 0])  # (n,)
         ctx.save_for_backward(hidden, weight, bias, targets, scale, normalizer)
+        ctx.scratch = scratch
         return picked - normalizer
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         hidden, weight, bias, targets, scale, normalizer = ctx.saved_tensors
+        scratch: _Scratch = ctx.scratch
         # d(picked - logsumexp)/d logits = onehot - softmax; logits = raw / scale.
-        logits = _scaled_logits(hidden, weight, bias, scale)
+        logits = scratch.scaled_logits(hidden, weight, bias, scale)
         factor = (grad / scale)[:, None]  # (n, 1)
         raw = logits.sub_(normalizer[:, None]).exp_().mul_(-factor)  # -softmax * factor
         raw.scatter_add_(-1, targets[:, None], factor)
-        raw = raw.to(weight.dtype)  # (n, V): the gradient of the raw logits
+        raw = scratch.in_weight_dtype(raw)  # (n, V): the gradient of the raw logits
         needs = ctx.needs_input_grad
         grad_hidden = raw @ weight if needs[0] else None
         grad_weight = raw.t() @ hidden if needs[1] else None
         grad_bias = raw.sum(dim=0) if bias is not None and needs[2] else None
-        return grad_hidden, grad_weight, grad_bias, None, None
-
-
-def _scaled_logits(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, scale: torch.Tensor
-) -> torch.Tensor:
-    """``(hidden @ weight.T + bias) / scale`` in float32, ``(n, V)``."""
-    return F.linear(hidden, weight, bias).float().div_(scale[:, None])
+        return grad_hidden, grad_weight, grad_bias, None, None, None
 
 
 def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
