@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from llm_marl.models.attention import grouped_attention_in
 from llm_marl.models.prefix import (
     cache_argument,
     decoder_and_head,
@@ -102,26 +102,46 @@ def completion_logprobs(
     device = next(model.parameters()).device
     parts = decoder_and_head(model) if share_prefix else None
     out: list[torch.Tensor] = []
-    for start in range(0, len(prompts), step):
-        rows = slice(start, start + step)
-        chunk_completions = completions[rows]
-        if max(int(c.shape[0]) for c in chunk_completions) == 0:
-            out.extend(torch.zeros(0, device=device) for _ in chunk_completions)
-            continue
-        names = None if adapter_names is None else list(adapter_names[rows])
-        scale = torch.tensor(temperatures[rows], device=device)  # (B,)
-        routing, kwargs = per_row_adapters(model, names)
-        if parts is not None and not kwargs:  # kwargs: PEFT's own routing needs its forward
-            token_logprobs = _shared_prefix_pass(
-                model, parts, prompts[rows], chunk_completions, names, scale, pad_id
-            )
-        else:
-            with routing:
-                token_logprobs = _full_pass(
-                    model, prompts[rows], chunk_completions, kwargs, scale, pad_id
+    with grouped_attention_in(model):
+        for start in range(0, len(prompts), step):
+            out.extend(
+                _chunk_logprobs(
+                    model,
+                    parts,
+                    prompts[start : start + step],
+                    completions[start : start + step],
+                    None if adapter_names is None else list(adapter_names[start : start + step]),
+                    temperatures[start : start + step],
+                    pad_id,
+                    device,
                 )
-        out.extend(token_logprobs[i, : c.shape[0]] for i, c in enumerate(chunk_completions))
+            )
     return out
+
+
+def _chunk_logprobs(
+    model: Any,
+    parts: tuple[Any, torch.nn.Module] | None,
+    prompts: Sequence[torch.Tensor],
+    completions: Sequence[torch.Tensor],
+    names: list[str] | None,
+    temperatures: list[float],
+    pad_id: int,
+    device: torch.device,
+) -> list[torch.Tensor]:
+    """:func:`completion_logprobs` of one chunk of rows."""
+    if max(int(c.shape[0]) for c in completions) == 0:
+        return [torch.zeros(0, device=device) for _ in completions]
+    scale = torch.tensor(temperatures, device=device)  # (B,)
+    routing, kwargs = per_row_adapters(model, names)
+    if parts is not None and not kwargs:  # kwargs: PEFT's own routing needs its forward
+        token_logprobs = _shared_prefix_pass(
+            model, parts, prompts, completions, names, scale, pad_id
+        )
+    else:
+        with routing:
+            token_logprobs = _full_pass(model, prompts, completions, kwargs, scale, pad_id)
+    return [token_logprobs[i, : c.shape[0]] for i, c in enumerate(completions)]
 
 
 def _full_pass(
@@ -215,7 +235,8 @@ def head_logprobs(
     page faults on a CPU than the arithmetic done in it), and under autocast the head's
     weight is cast once for all chunks.
     """
-    weight, bias = head.weight, getattr(head, "bias", None)
+    weight: torch.Tensor = head.weight  # type: ignore[assignment]
+    bias: torch.Tensor | None = getattr(head, "bias", None)
     device_type = hidden.device.type
     if torch.is_autocast_enabled(device_type):
         dtype = torch.get_autocast_dtype(device_type)
@@ -240,7 +261,9 @@ class _Scratch:
         shape = (rows, int(weight.shape[0]))
         self.scores = torch.empty(shape, dtype=weight.dtype, device=weight.device)
         is_float = weight.dtype == torch.float32
-        self.logits = self.scores if is_float else torch.empty_like(self.scores, dtype=torch.float32)
+        self.logits = (
+            self.scores if is_float else torch.empty_like(self.scores, dtype=torch.float32)
+        )
 
     def scaled_logits(
         self,

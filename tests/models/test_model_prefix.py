@@ -123,7 +123,8 @@ def test_head_logprobs_gradients_reach_the_head_weight_and_bias() -> None:
     weights = torch.randn(7)
     got = head_logprobs(head, hidden, targets, scale, chunk_tokens=3)
     grads_got = torch.autograd.grad((got * weights).sum(), [hidden, head.weight, head.bias])
-    want = torch.log_softmax(head(hidden) / scale[:, None], dim=-1).gather(1, targets[:, None])[:, 0]
+    logits = head(hidden) / scale[:, None]
+    want = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
     grads_want = torch.autograd.grad((want * weights).sum(), [hidden, head.weight, head.bias])
     torch.testing.assert_close(got, want)
     for a, b in zip(grads_got, grads_want, strict=True):
