@@ -6,7 +6,8 @@ import contextlib
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from small_models import small_llama
+from transformers import LlamaForCausalLM
 
 from llm_marl.models import attention, completion_logprobs, logprobs
 
@@ -14,8 +15,7 @@ from llm_marl.models import attention, completion_logprobs, logprobs
 def _gqa_model() -> LlamaForCausalLM:
     """A small random Llama with grouped-query attention (4 query heads, 2 key/value heads)."""
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
+    model = small_llama(
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -23,7 +23,7 @@ def _gqa_model() -> LlamaForCausalLM:
         num_key_value_heads=2,
         attn_implementation="sdpa",
     )
-    return LlamaForCausalLM(config).eval()
+    return model.eval()
 
 
 def _values_and_grads(

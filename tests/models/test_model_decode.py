@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 import torch
+from small_models import small_llama
 from transformers import (
-    LlamaConfig,
-    LlamaForCausalLM,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
@@ -242,16 +241,7 @@ def test_a_plain_model_and_a_batch_limit_are_served() -> None:
 
 
 def _llama(**overrides: Any) -> Any:
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        **overrides,
-    )
-    return LlamaForCausalLM(config)
+    return small_llama(**overrides)
 
 
 def test_models_it_cannot_run_are_refused_with_the_reason() -> None:
